@@ -95,14 +95,19 @@ class BlobStore:
     def stage(self) -> StagedBlob:
         return StagedBlob(self)
 
-    def write_small(self, data: bytes) -> str:
-        """Store ``data`` synchronously (seeding and tests); returns the blob name."""
+    def write_small(self, data: bytes, *, durable: bool = True) -> str:
+        """Store ``data`` synchronously (seeding and tests); returns the blob name.
+
+        ``durable=False`` skips the per-file fsync for bulk seeding, whose caller
+        syncs once at the end.
+        """
         name = uuid.uuid4().hex
         tmp = self.tmp_dir / f"{name}.part"
         with open(tmp, "xb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
         final = self.path(name)
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)

@@ -88,6 +88,6 @@ def item(store: Store, snapshot_id: int, item_id: int) -> Item:
 def child(store: Store, parent: Item, name: str) -> Item | None:
     row = store.db.execute(
         f"SELECT {ITEM_COLUMNS} FROM snapshot_items WHERE snapshot_id=? AND parent_id=? AND name_key=?",
-        (parent.snapshot_id, parent.id, store._key(name)),
+        (parent.snapshot_id, parent.id, store.name_key(name)),
     ).fetchone()
     return Item.from_row(row, parent.snapshot_id) if row else None

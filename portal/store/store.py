@@ -63,7 +63,8 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def _key(self, name: str) -> str:
+    def name_key(self, name: str) -> str:
+        """The form names are compared in (see :func:`portal.store.names.name_key`)."""
         return name_key(name, case_sensitive=self.case_sensitive)
 
     def _blob_is_referenced(self, blob: str) -> bool:
@@ -104,7 +105,7 @@ class Store:
         now = time.time()
         cursor = self.db.execute(
             "INSERT INTO items (parent_id, cloud_folder_id, name, name_key, is_folder, mtime) VALUES (NULL, 0, ?, ?, 1, ?)",
-            (name, self._key(name), now),
+            (name, self.name_key(name), now),
         )
         root_id = cursor.lastrowid
         folder_id = self.db.execute(
@@ -135,7 +136,7 @@ class Store:
 
     def end_user_by_friendly_name(self, friendly: str) -> User | None:
         for row in self.db.execute("SELECT * FROM users WHERE role='EndUser'"):
-            if self._key(row["friendly_name"]) == self._key(friendly):
+            if self.name_key(row["friendly_name"]) == self.name_key(friendly):
                 return User.from_row(row)
         return None
 
@@ -177,7 +178,7 @@ class Store:
         rows = self.db.execute(
             f"""SELECT {_ITEM_COLUMNS} FROM items WHERE parent_id=? AND name_key=?
                 ORDER BY deleted_at IS NOT NULL, deleted_at DESC LIMIT 1""",
-            (parent.id, self._key(name)),
+            (parent.id, self.name_key(name)),
         ).fetchall()
         if not rows:
             return None
@@ -185,6 +186,15 @@ class Store:
         if found.is_deleted and not include_deleted:
             return None
         return found
+
+    def deleted_child(self, parent: Item, name: str) -> Item | None:
+        """The most recently deleted child called ``name`` (what a restore brings back)."""
+        row = self.db.execute(
+            f"""SELECT {_ITEM_COLUMNS} FROM items WHERE parent_id=? AND name_key=? AND deleted_at IS NOT NULL
+                ORDER BY deleted_at DESC, id DESC LIMIT 1""",
+            (parent.id, self.name_key(name)),
+        ).fetchone()
+        return Item.from_row(row) if row else None
 
     def children(
         self, parent: Item, *, start: int = 0, limit: int = 100, include_deleted: bool = False
@@ -306,7 +316,7 @@ class Store:
             now = time.time()
             new_id = self.db.execute(
                 "INSERT INTO items (parent_id, cloud_folder_id, name, name_key, is_folder, mtime) VALUES (?, ?, ?, ?, 1, ?)",
-                (parent.id, parent.cloud_folder_id, name, self._key(name), now),
+                (parent.id, parent.cloud_folder_id, name, self.name_key(name), now),
             ).lastrowid
             self._touch(parent.id, now)
             self._changed(parent.cloud_folder_id)
@@ -340,7 +350,7 @@ class Store:
                 item_id = self.db.execute(
                     "INSERT INTO items (parent_id, cloud_folder_id, name, name_key, is_folder, size, mtime)"
                     " VALUES (?, ?, ?, ?, 0, ?, ?)",
-                    (parent.id, parent.cloud_folder_id, name, self._key(name), size, when),
+                    (parent.id, parent.cloud_folder_id, name, self.name_key(name), size, when),
                 ).lastrowid
                 self._touch(parent.id, now)
             else:
@@ -386,7 +396,7 @@ class Store:
             now = time.time()
             self.db.execute(
                 "UPDATE items SET parent_id=?, name=?, name_key=? WHERE id=?",
-                (new_parent.id, new_name, self._key(new_name), item.id),
+                (new_parent.id, new_name, self.name_key(new_name), item.id),
             )
             if new_parent.cloud_folder_id != item.cloud_folder_id:
                 self._check_growth(new_parent.cloud_folder_id, self._subtree_size(item))
@@ -416,7 +426,7 @@ class Store:
         new_id = self.db.execute(
             "INSERT INTO items (parent_id, cloud_folder_id, name, name_key, is_folder, size, mtime)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (parent.id, parent.cloud_folder_id, name, self._key(name), item.is_folder, item.size, item.mtime),
+            (parent.id, parent.cloud_folder_id, name, self.name_key(name), item.is_folder, item.size, item.mtime),
         ).lastrowid
         if item.is_folder:
             copy_parent = self.item(new_id)
@@ -520,7 +530,7 @@ class Store:
                     raise Exists(f"{name!r} already exists")
                 self._delete(occupant, now)
         self.db.execute(
-            "UPDATE items SET deleted_at=NULL, name=?, name_key=? WHERE id=?", (name, self._key(name), item.id)
+            "UPDATE items SET deleted_at=NULL, name=?, name_key=? WHERE id=?", (name, self.name_key(name), item.id)
         )
         return name
 

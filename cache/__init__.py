@@ -1,0 +1,1 @@
+"""Block and metadata caches (memory over persistent disk); decides no semantics."""

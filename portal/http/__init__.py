@@ -1,0 +1,1 @@
+"""The portal's HTTP face: the CTERA wire protocols on bare ASGI (see ``app``)."""

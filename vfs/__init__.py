@@ -1,0 +1,1 @@
+"""The FUSE-shaped, FUSE-free filesystem model and the portal API clients (``vfs.backends``)."""

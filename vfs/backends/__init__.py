@@ -1,0 +1,1 @@
+"""Portal API clients, one per protocol, behind one ``Backend`` protocol."""
