@@ -144,13 +144,18 @@ class Response:
     body: bytes | AsyncIterable[bytes] = b""
     content_type: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    #: The ``Content-Length`` to announce; None means ``len(body)`` (or none for a stream).
     content_length: int | None = None
 
     async def send(self, send: Send, *, head_only: bool = False) -> None:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         if self.content_type:
             headers.append((b"content-type", self.content_type.encode("latin-1")))
-        length = len(self.body) if isinstance(self.body, bytes) else self.content_length
+        # An explicit length wins: a HEAD or 304 reply announces the length of the
+        # content it leaves out (RFC 9110 §8.6), not the empty body it carries.
+        length = self.content_length if self.content_length is not None else (
+            len(self.body) if isinstance(self.body, bytes) else None
+        )
         if length is not None:
             headers.append((b"content-length", str(length).encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})

@@ -39,7 +39,7 @@ from wire.ctera_xml import obj
 READ_CHUNK = 1 << 20
 MAX_FORM_FIELD = 64 << 10
 
-_RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 
 
 # ------------------------------------------------------------------ download
@@ -100,7 +100,8 @@ async def download(store: Store, namespace: Namespace, request: Request, path: l
         ("cache-control", "private, no-cache"),
     ]
     if _matches_etag(request.headers.get("if-none-match"), item):
-        return Response(304, b"", headers=headers)
+        # A 304 may only announce the length the 200 would have had (RFC 9110 §15.4.5).
+        return Response(304, b"", headers=headers, content_length=size)
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")
     if wanted is not None and if_range is not None and if_range.strip() != etag_of(item):
