@@ -1,0 +1,42 @@
+"""Sessions of the unmodified vendor SDK (``cterasdk``) against a test portal.
+
+The SDK is our independent judge of protocol fidelity, so tests drive it
+exactly as a user would: log in over HTTPS, call its public API, log out.
+Certificate checks are off because every test portal has a fresh self-signed
+certificate.  The context managers always log out (and close the SDK's HTTP
+client) so no test leaks a session or a socket, even when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import cterasdk.settings
+from cterasdk import GlobalAdmin, ServicesPortal
+
+from tests.support.portal_process import PortalProcess
+
+cterasdk.settings.core.syn.settings.connector.ssl = False
+
+
+@contextmanager
+def user_session(portal: PortalProcess, name: str = "alice") -> Iterator[ServicesPortal]:
+    """An end user logged in to ``/ServicesPortal``."""
+    client = ServicesPortal(portal.host, portal.port)
+    client.login(name, portal.users[name])
+    try:
+        yield client
+    finally:
+        client.logout()
+
+
+@contextmanager
+def admin_session(portal: PortalProcess, name: str = "root") -> Iterator[GlobalAdmin]:
+    """A global administrator logged in to ``/admin``."""
+    client = GlobalAdmin(portal.host, portal.port)
+    client.login(name, portal.admins[name])
+    try:
+        yield client
+    finally:
+        client.logout()
