@@ -218,22 +218,23 @@ def _run_one(namespace: Namespace, name: str, pair: _Pair, handler: str | None, 
     if source_node is not None and not source_node.writable and name != "copyResources":
         task.finish("failed", "PermissionDenied", "PermissionDenied", _cursor(parent_href, pair))
         return False
-    if handler == "Skip":
-        return True
     try:
         if name == "deleteResources":
             assert source_node is not None and source_node.item is not None
             store.delete(source_node.item)
         elif name == "restoreResources":
             assert deleted is not None
-            new_name = _free_name(store, store.item(deleted.parent_id), deleted.name) if handler == "Rename" else None
-            store.restore(deleted, replace=handler == "Override", new_name=new_name)
+            _restore(store, deleted, handler)
         else:
             _move_or_copy(namespace, name, pair, source_node, handler)
     except NotFound:
         task.finish("failed", "DestinationNotExists", cursor=_cursor(parent_href, pair))
         return False
     except Exists:
+        # A handler resolves conflicts only: "Skip" passes over this item, while
+        # items without a conflict are done whatever the handler says.
+        if handler == "Skip":
+            return True
         task.finish("failed", "Conflict", "Conflict", _cursor(parent_href, pair))
         return False
     except PermissionDenied:
@@ -243,6 +244,14 @@ def _run_one(namespace: Namespace, name: str, pair: _Pair, handler: str | None, 
         task.finish("failed", str(exc), exc.code, _cursor(parent_href, pair))
         return False
     return True
+
+
+def _restore(store, deleted: Item, handler: str | None) -> None:
+    """Undelete ``deleted``; "Override"/"Rename" matter only if its name is taken now."""
+    new_name = None
+    if handler == "Rename" and store.child(store.item(deleted.parent_id), deleted.name) is not None:
+        new_name = _free_name(store, store.item(deleted.parent_id), deleted.name)
+    store.restore(deleted, replace=handler == "Override", new_name=new_name)
 
 
 def _move_or_copy(namespace: Namespace, name: str, pair: _Pair, source: Node | None, handler: str | None) -> None:
@@ -255,7 +264,10 @@ def _move_or_copy(namespace: Namespace, name: str, pair: _Pair, source: Node | N
         raise PermissionDenied("destination is read-only")
     store = namespace.store
     target = pair.dest[-1]
-    if handler == "Rename" and store.child(parent.item, target) is not None:
+    occupant = store.child(parent.item, target)
+    # Moving an item onto its own name (a change of case) is no conflict to rename around.
+    taken = occupant is not None and (name == "copyResources" or occupant.id != source.item.id)
+    if handler == "Rename" and taken:
         target = _free_name(store, parent.item, target)
     operation = store.copy if name == "copyResources" else store.move
     operation(source.item, parent.item, target, replace=handler == "Override")

@@ -373,18 +373,27 @@ class Store:
             node = self.item(node.parent_id) if node.parent_id is not None else None
         return False
 
-    def _prepare_target(self, source: Item, new_parent: Item, new_name: str, replace: bool) -> None:
-        """Check a move/copy destination; with ``replace``, send its occupant to the recycle bin."""
+    def _prepare_target(self, source: Item, new_parent: Item, new_name: str, replace: bool, *, moving: bool) -> bool:
+        """Check a move/copy destination; with ``replace``, send its occupant to the recycle bin.
+
+        Returns False when there is nothing to do: an item copied over itself
+        with ``replace`` already is what was asked for (and deleting the
+        occupant would delete the source).  Moving an item onto its own name
+        is a rename in place (for example a change of case), not a conflict.
+        """
         self._writable_folder(new_parent)
         self._check_child_name(new_parent, new_name)
         if source.is_folder and self._is_inside(new_parent, source):
             raise InvalidName(f"cannot put {source.name!r} inside itself")
         occupant = self.child(new_parent, new_name)
-        if occupant is None or occupant.id == source.id:
-            return
+        if occupant is None or (moving and occupant.id == source.id):
+            return True
         if not replace:
             raise Exists(f"{new_name!r} already exists")
+        if occupant.id == source.id:
+            return False
         self._delete(occupant, time.time())
+        return True
 
     def move(self, item: Item, new_parent: Item, new_name: str, *, replace: bool = False) -> Item:
         """Rename and/or move; ``fileId`` and content stay (it is the same item)."""
@@ -392,7 +401,7 @@ class Store:
         if item.parent_id is None:
             raise PermissionDenied("a cloud folder cannot be moved")
         with transaction(self.db):
-            self._prepare_target(item, new_parent, new_name, replace)
+            self._prepare_target(item, new_parent, new_name, replace, moving=True)
             now = time.time()
             self.db.execute(
                 "UPDATE items SET parent_id=?, name=?, name_key=? WHERE id=?",
@@ -414,7 +423,8 @@ class Store:
         if item.is_deleted:
             raise NotFound(f"{item.name!r} is deleted")
         with transaction(self.db):
-            self._prepare_target(item, new_parent, new_name, replace)
+            if not self._prepare_target(item, new_parent, new_name, replace, moving=False):
+                return item
             self._check_growth(new_parent.cloud_folder_id, self._subtree_size(item))
             now = time.time()
             new_id = self._copy_into(item, new_parent, new_name, now)
