@@ -1,0 +1,147 @@
+"""The pyfuse3 adapter: kernel requests in, ``vfs.Filesystem`` calls out.
+
+Each handler unpacks its arguments, calls one Filesystem method and packs the
+answer.  All of them pass through one error funnel (:func:`funnel`): a
+``VfsError`` becomes ``FUSEError`` with its errno; any other exception is a
+bug, logged with its traceback and answered with ``EIO`` — pyfuse3 would
+otherwise end ``main()`` and take the mount down with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pyfuse3
+
+from vfs.attributes import Attributes, Entry, FsStats
+from vfs.errors import VfsError
+from vfs.filesystem import Filesystem
+
+log = logging.getLogger("mount")
+
+T = TypeVar("T")
+
+
+def funnel(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(handler)
+    async def run(self: PortalOperations, *args: Any) -> T:
+        try:
+            return await handler(self, *args)
+        except VfsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except pyfuse3.FUSEError:
+            raise
+        except Exception:
+            log.exception("%s%r failed", handler.__name__, args[:2])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return run
+
+
+def _entry_attributes(attributes: Attributes, entry_timeout: float = 0.0, attr_timeout: float = 0.0) -> pyfuse3.EntryAttributes:
+    out = pyfuse3.EntryAttributes()
+    out.st_ino = attributes.inode
+    out.generation = attributes.generation
+    out.entry_timeout = entry_timeout
+    out.attr_timeout = attr_timeout
+    out.st_mode = attributes.mode
+    out.st_nlink = attributes.nlink
+    out.st_uid = attributes.uid
+    out.st_gid = attributes.gid
+    out.st_size = attributes.size
+    out.st_blksize = 1 << 17
+    out.st_blocks = attributes.blocks
+    out.st_atime_ns = out.st_mtime_ns = out.st_ctime_ns = attributes.mtime_ns
+    return out
+
+
+def _reply(entry: Entry) -> pyfuse3.EntryAttributes:
+    if entry.attributes is None:  # a negative entry: st_ino 0, cached for entry_timeout
+        out = pyfuse3.EntryAttributes()
+        out.st_ino = 0
+        out.entry_timeout = entry.entry_timeout
+        return out
+    return _entry_attributes(entry.attributes, entry.entry_timeout, entry.attr_timeout)
+
+
+class PortalOperations(pyfuse3.Operations):
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, fs: Filesystem) -> None:
+        super().__init__()
+        self.fs = fs
+
+    @funnel
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return _reply(await self.fs.lookup(parent_inode, os.fsdecode(name)))
+
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        try:
+            self.fs.forget(inode_list)
+        except Exception:  # forget has no reply; it must never raise
+            log.exception("forget failed")
+
+    @funnel
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        attributes = await self.fs.getattr(inode)
+        return _entry_attributes(attributes, attr_timeout=self.fs.config.attr_timeout)
+
+    @funnel
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        return await self.fs.opendir(inode)
+
+    @funnel
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        for entry in self.fs.readdir(fh, start_id):
+            assert entry.entry.attributes is not None
+            attributes = _reply(entry.entry)
+            if not pyfuse3.readdir_reply(token, os.fsencode(entry.name), attributes, entry.next_offset):
+                return
+            self.fs.delivered(entry)
+
+    @funnel
+    async def releasedir(self, fh: int) -> None:
+        self.fs.releasedir(fh)
+
+    @funnel
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        opened = await self.fs.open(inode, flags)
+        return pyfuse3.FileInfo(fh=opened.handle, keep_cache=opened.keep_cache, direct_io=opened.direct_io)
+
+    @funnel
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.fs.read(fh, off, size)
+
+    @funnel
+    async def release(self, fh: int) -> None:
+        self.fs.release(fh)
+
+    @funnel
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        return _statvfs(await self.fs.statfs())
+
+    @funnel
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)  # no extended attributes (yet)
+
+    @funnel
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        return []
+
+
+def _statvfs(stats: FsStats) -> pyfuse3.StatvfsData:
+    out = pyfuse3.StatvfsData()
+    out.f_bsize = out.f_frsize = stats.block_size
+    out.f_blocks = stats.blocks
+    out.f_bfree = out.f_bavail = stats.blocks_free
+    out.f_files = stats.files
+    out.f_ffree = out.f_favail = stats.files_free
+    out.f_namemax = stats.name_max
+    return out

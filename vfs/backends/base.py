@@ -1,0 +1,172 @@
+"""What the filesystem needs from a portal: the ``Backend`` protocol and its vocabulary.
+
+A backend speaks one portal API and hides its wire details: paths are tuples
+of names from the backend's root (never encoded), times are POSIX seconds,
+errors are :class:`BackendError` subclasses.  The filesystem above it decides
+every POSIX semantic; a backend only reports what the portal said.
+
+Error tree (the filesystem maps each to one errno, in ``vfs.errors``)::
+
+    BackendError
+    ├── NotFound            the path does not exist (ENOENT)
+    ├── NotADirectory       a folder was expected (ENOTDIR)
+    ├── IsADirectory        a file was expected (EISDIR)
+    ├── Exists              the name is taken (EEXIST)
+    ├── PermissionDenied    the portal refuses this user (EACCES)
+    ├── ReadOnly            the location cannot be written (EROFS)
+    ├── QuotaExceeded       (EDQUOT)
+    ├── InvalidName         the portal refuses the name (EINVAL)
+    ├── StaleVersion        the file changed remotely since it was described (ESTALE)
+    ├── ProtocolError       the portal's reply made no sense (EIO; logged)
+    ├── AuthenticationFailed  login refused: wrong user or password (EACCES)
+    └── Transient           worth retrying: timeouts, resets, 5xx (EIO / ETIMEDOUT)
+        └── Unreachable     the portal cannot be reached at all
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+Path = tuple[str, ...]
+
+
+class BackendError(Exception):
+    """A portal operation failed; the subclass says how."""
+
+
+class NotFound(BackendError):
+    pass
+
+
+class NotADirectory(BackendError):
+    pass
+
+
+class IsADirectory(BackendError):
+    pass
+
+
+class Exists(BackendError):
+    pass
+
+
+class PermissionDenied(BackendError):
+    pass
+
+
+class ReadOnly(BackendError):
+    pass
+
+
+class QuotaExceeded(BackendError):
+    pass
+
+
+class InvalidName(BackendError):
+    pass
+
+
+class StaleVersion(BackendError):
+    """The remote content is no longer the version the caller holds."""
+
+
+class ProtocolError(BackendError):
+    """The portal answered something this client cannot make sense of."""
+
+
+class AuthenticationFailed(BackendError):
+    pass
+
+
+class Transient(BackendError):
+    """A failure that may go away: a timeout, a reset, a 5xx.  Retried before it is raised."""
+
+
+class Unreachable(Transient):
+    """The portal cannot be reached (refused, DNS, TLS handshake)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """One item as the portal describes it.
+
+    ``version`` is an opaque validator that changes whenever the content does
+    (the portal's ETag where it has one; otherwise built from ``file_id``,
+    ``size`` and ``mtime``).  Cached content is keyed by (``object_id``,
+    ``version``), never by path.
+    """
+
+    path: Path
+    is_dir: bool
+    size: int
+    mtime: float
+    object_id: str
+    version: str
+    readable: bool = True
+    writable: bool = True
+    deleted: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path[-1] if self.path else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a folder listing."""
+
+    entries: Sequence[RemoteEntry]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """A point in time at which ``path`` existed, and where to find it then.
+
+    ``path`` is the object's own path inside that snapshot (list or read it
+    like any path); ``taken_at`` is POSIX seconds, UTC.
+    """
+
+    taken_at: float
+    path: Path
+    current: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    used: int
+    available: int | None  # None: unlimited or unknown
+
+
+class Backend(Protocol):
+    """One portal API.  Every method has a bounded duration (timeouts + bounded retries)."""
+
+    async def stat(self, path: Path) -> RemoteEntry:
+        """Describe one item.  NotFound if it does not exist."""
+        ...
+
+    async def list_page(self, path: Path, start: int, limit: int) -> Page:
+        """Children of the folder at ``path`` from position ``start``.  NotADirectory, NotFound."""
+        ...
+
+    async def read(self, entry: RemoteEntry, offset: int, length: int) -> bytes:
+        """``length`` bytes of ``entry``'s content from ``offset`` (fewer only at the end).
+
+        Raises StaleVersion if the portal now holds other content than
+        ``entry.version`` describes.
+        """
+        ...
+
+    async def list_snapshots(self, path: Path) -> list[SnapshotRef]:
+        """The snapshots in which ``path`` existed, oldest first ([] when the portal has none)."""
+        ...
+
+    async def quota(self) -> Quota | None:
+        """Usage and quota of the logged-in user, or None when the portal does not say."""
+        ...
+
+    async def aclose(self) -> None:
+        """Log out and release connections."""
+        ...

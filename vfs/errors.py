@@ -1,0 +1,63 @@
+"""Errors of the filesystem model, and the one mapping from backend errors to errno.
+
+``VfsError`` carries the errno the kernel should see; the mount layer turns it
+into ``FUSEError`` and treats every other exception as a bug (logged, EIO).
+Backend errors become ``VfsError`` here and nowhere else, in
+:func:`backend_errors`, so each failure has exactly one errno wherever it
+happens.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from vfs.backends import base
+
+log = logging.getLogger("vfs")
+
+
+class VfsError(Exception):
+    """Fail the current request with ``errno``."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message or errno.errorcode.get(code, str(code)))
+        self.errno = code
+
+
+_ERRNO: tuple[tuple[type[base.BackendError], int], ...] = (
+    (base.NotFound, errno.ENOENT),
+    (base.NotADirectory, errno.ENOTDIR),
+    (base.IsADirectory, errno.EISDIR),
+    (base.Exists, errno.EEXIST),
+    (base.PermissionDenied, errno.EACCES),
+    (base.AuthenticationFailed, errno.EACCES),
+    (base.ReadOnly, errno.EROFS),
+    (base.QuotaExceeded, errno.EDQUOT),
+    (base.InvalidName, errno.EINVAL),
+    (base.StaleVersion, errno.ESTALE),
+    (base.Unreachable, errno.EIO),
+    (base.Transient, errno.EIO),
+    (base.ProtocolError, errno.EIO),
+)
+
+
+def errno_of(error: base.BackendError) -> int:
+    for kind, code in _ERRNO:
+        if isinstance(error, kind):
+            return code
+    return errno.EIO
+
+
+@contextmanager
+def backend_errors(what: str) -> Iterator[None]:
+    """Turn a backend failure during ``what`` into a VfsError (logging the ones users should hear of)."""
+    try:
+        yield
+    except base.BackendError as exc:
+        code = errno_of(exc)
+        if code in (errno.EIO, errno.ESTALE):
+            log.warning("%s: %s", what, exc or type(exc).__name__)
+        raise VfsError(code, f"{what}: {exc}") from exc

@@ -1,0 +1,393 @@
+"""The filesystem model: POSIX requests answered from a portal backend and a block cache.
+
+``Filesystem`` is shaped like FUSE (inodes, lookup counts, handles, offsets)
+but knows nothing of pyfuse3; ``mount.operations`` adapts it.  It decides
+every semantic the portal does not:
+
+* **Identity.** Inodes follow remote identities (:mod:`vfs.inodes`); content
+  is cached per (identity, version), never per path, so a new remote version
+  is never served from stale blocks.  ``open`` lets the kernel keep its page
+  cache (``keep_cache``) only when the version is the one it cached before.
+* **Few requests.** A folder is listed once (:mod:`vfs.listings`) and that
+  listing answers lookups, getattr and readdirplus of its children; kernel
+  entry and attribute timeouts are never zero, and a missing name is
+  answered with a *negative entry* the kernel caches.
+* **Snapshots.** ``.snapshots`` resolves in every live folder (listed only at
+  the mount root); below it everything is read-only with its own inodes.
+* **Bounded time.** Every request runs under ``request_timeout``; a portal
+  that stalls yields ``ETIMEDOUT`` for that request while the rest of the
+  mount keeps serving (cached data included).
+
+This is the read side: changes are refused with ``EROFS`` until the write
+path exists.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import os
+import stat
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+import trio
+from cachetools import TTLCache
+
+from cache import BlockCache, ObjectKey, ReadStream
+from vfs import snapshots
+from vfs.attributes import Attributes, DirEntry, Entry, FsStats, OpenFile
+from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef
+from vfs.errors import VfsError, backend_errors
+from vfs.inodes import InodeTable, Kind, Node
+from vfs.listings import Listing, ListingCache
+
+#: Names desktops and shells probe for in every folder; never worth a request.
+PROBE_NAMES = frozenset(
+    {
+        ".hidden", ".xdg-volume-info", "autorun.inf", "AutoRun.inf", "desktop.ini", "Desktop.ini",
+        "Thumbs.db", ".DS_Store", ".Trash", ".directory", ".git", ".svn", ".hg",
+    }
+)
+
+
+def is_probe(name: str) -> bool:
+    """Is ``name`` one that programs look for everywhere (``.Trash-1000`` included)?"""
+    return name in PROBE_NAMES or name.startswith(".Trash-")
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FsConfig:
+    uid: int = 0
+    gid: int = 0
+    #: how long the kernel may trust a name → inode answer, and attributes
+    entry_timeout: float = 10.0
+    attr_timeout: float = 10.0
+    #: how long the kernel may trust "no such name"
+    negative_timeout: float = 10.0
+    #: how long a folder listing is reused before it is fetched again
+    listing_ttl: float = 30.0
+    #: the longest any one request may take before it fails with ETIMEDOUT
+    request_timeout: float = 60.0
+
+
+@dataclass
+class _FileHandle:
+    node: Node
+    entry: RemoteEntry
+    stream: ReadStream
+
+
+@dataclass
+class _Child:
+    """A directory entry as listed, before the kernel has been told about it."""
+
+    name: str
+    kind: Kind
+    key: Hashable
+    entry: RemoteEntry | None
+    anchor: Path | None = None
+    snapshot: SnapshotRef | None = None
+
+
+@dataclass
+class _DirHandle:
+    node: Node
+    children: list[_Child]
+
+
+def bounded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Fail the request with ETIMEDOUT once it has run ``config.request_timeout``."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        self = args[0]
+        try:
+            with trio.fail_after(self.config.request_timeout):  # type: ignore[attr-defined]
+                return await method(*args, **kwargs)
+        except trio.TooSlowError:
+            raise VfsError(errno.ETIMEDOUT, f"{method.__name__} took too long") from None
+
+    return run
+
+
+class Filesystem:
+    def __init__(self, backend: Backend, cache: BlockCache, config: FsConfig, root_path: Path, root: RemoteEntry) -> None:
+        if not root.is_dir:
+            raise VfsError(errno.ENOTDIR, f"{'/'.join(root_path)} is not a folder")
+        self.backend = backend
+        self.cache = cache
+        self.config = config
+        self.inodes = InodeTable(root_path, root)
+        self.listings = ListingCache(backend, ttl=config.listing_ttl)
+        self._snapshot_lists: TTLCache[Hashable, dict[str, SnapshotRef]] = TTLCache(
+            maxsize=256, ttl=config.listing_ttl, timer=trio.current_time
+        )
+        self._quota: TTLCache[str, Quota | None] = TTLCache(maxsize=1, ttl=30, timer=trio.current_time)
+        self._handles: dict[int, _FileHandle | _DirHandle] = {}
+        self._handle_numbers = itertools.count(1)
+
+    # ----------------------------------------------------------- attributes
+
+    def _attributes(self, node: Node) -> Attributes:
+        entry = node.entry
+        read_only = node.kind.read_only or (entry is not None and not entry.writable)
+        if node.is_dir:
+            mode = stat.S_IFDIR | (0o555 if read_only else 0o755)
+        else:
+            mode = stat.S_IFREG | (0o444 if read_only else 0o644)
+        if entry is not None and not entry.readable:
+            mode &= ~0o444
+        return Attributes(
+            inode=node.inode,
+            mode=mode,
+            size=0 if entry is None or entry.is_dir else entry.size,
+            mtime_ns=int((entry.mtime if entry else 0) * 1e9),
+            nlink=2 if node.is_dir else 1,
+            uid=self.config.uid,
+            gid=self.config.gid,
+        )
+
+    def _entry(self, node: Node) -> Entry:
+        return Entry(self._attributes(node), self.config.entry_timeout, self.config.attr_timeout)
+
+    def _negative(self) -> Entry:
+        return Entry(None, self.config.negative_timeout, self.config.negative_timeout)
+
+    def _node(self, inode: int) -> Node:
+        node = self.inodes.get(inode)
+        if node is None:
+            raise VfsError(errno.ESTALE, f"inode {inode} is not known")
+        return node
+
+    # ---------------------------------------------------------------- names
+
+    @bounded
+    async def lookup(self, parent_inode: int, name: str) -> Entry:
+        parent = self._node(parent_inode)
+        if not parent.is_dir:
+            raise VfsError(errno.ENOTDIR)
+        if name in (".", ".."):
+            node = parent if name == "." else self._node(parent.parent)
+            self.inodes.remember(node)
+            return self._entry(node)
+        child = await self._find_child(parent, name)
+        if child is None:
+            return self._negative()
+        node = self._learn(parent, child)
+        self.inodes.remember(node)
+        return self._entry(node)
+
+    def forget(self, items: list[tuple[int, int]]) -> None:
+        for inode, count in items:
+            self.inodes.forget(inode, count)
+
+    async def _find_child(self, parent: Node, name: str) -> _Child | None:
+        if parent.kind is Kind.SNAPSHOTS:
+            ref = (await self._snapshots_of(parent)).get(name)
+            return self._snapshot_child(parent, name, ref) if ref else None
+        if name == snapshots.SNAPSHOTS_DIR and parent.kind in (Kind.ROOT, Kind.LIVE):
+            return _Child(name, Kind.SNAPSHOTS, ("snapshots", parent.key), None)
+        entry = await self._child_entry(parent, name)
+        return self._live_or_snapshot_child(parent, entry) if entry else None
+
+    async def _child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
+        probe = is_probe(name)
+        listing = self.listings.peek(parent.key, allow_stale=probe)
+        if listing is None and probe:
+            listing = await self._listing(parent)
+        if listing is not None:
+            return listing.by_name.get(name)
+        path = (*self.inodes.remote_path(parent), name)
+        try:
+            with backend_errors(f"lookup {'/'.join(path)}"):
+                return await self.backend.stat(path)
+        except VfsError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def _live_or_snapshot_child(self, parent: Node, entry: RemoteEntry) -> _Child:
+        if parent.kind in (Kind.ROOT, Kind.LIVE):
+            return _Child(entry.name, Kind.LIVE, entry.object_id, entry)
+        assert parent.snapshot is not None
+        return _Child(entry.name, Kind.SNAPSHOT_ITEM, ("snap", parent.snapshot.taken_at, entry.object_id), entry,
+                      snapshot=parent.snapshot)
+
+    def _snapshot_child(self, snapshots_dir: Node, name: str, ref: SnapshotRef) -> _Child:
+        folder = self._node(snapshots_dir.parent)
+        entry = RemoteEntry(path=ref.path, is_dir=True, size=0, mtime=ref.taken_at,
+                            object_id=f"{folder.key}@{ref.taken_at}", version="", writable=False)
+        return _Child(name, Kind.SNAPSHOT_ROOT, ("snap", ref.taken_at, folder.key), entry, anchor=ref.path, snapshot=ref)
+
+    def _learn(self, parent: Node, child: _Child) -> Node:
+        return self.inodes.learn(parent, child.name, child.kind, child.key, child.entry, anchor=child.anchor,
+                                 snapshot=child.snapshot, now=trio.current_time())
+
+    async def _listing(self, node: Node) -> Listing:
+        path = self.inodes.remote_path(node)
+        with backend_errors(f"list {'/'.join(path)}"):
+            return await self.listings.get(node.key, path)
+
+    async def _snapshots_of(self, snapshots_dir: Node) -> dict[str, SnapshotRef]:
+        folder = self._node(snapshots_dir.parent)
+        known = self._snapshot_lists.get(folder.key)
+        if known is None:
+            path = self.inodes.remote_path(folder)
+            with backend_errors(f"list snapshots of {'/'.join(path)}"):
+                known = snapshots.labelled(await self.backend.list_snapshots(path))
+            self._snapshot_lists[folder.key] = known
+        return known
+
+    # ----------------------------------------------------------- attributes
+
+    @bounded
+    async def getattr(self, inode: int) -> Attributes:
+        node = self._node(inode)
+        await self._revalidate(node)
+        return self._attributes(node)
+
+    async def _revalidate(self, node: Node) -> None:
+        """Refresh a node's entry once it is older than the listing TTL."""
+        if node.entry is None or node.kind in (Kind.ROOT, Kind.SNAPSHOT_ROOT, Kind.SNAPSHOTS):
+            return
+        if trio.current_time() - node.confirmed_at <= self.config.listing_ttl:
+            return
+        parent = self.inodes.get(node.parent)
+        listing = self.listings.peek(parent.key) if parent else None
+        if listing is not None:
+            entry = listing.by_name.get(node.name)
+        else:
+            path = self.inodes.remote_path(node)
+            try:
+                with backend_errors(f"stat {'/'.join(path)}"):
+                    entry = await self.backend.stat(path)
+            except VfsError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                entry = None
+        if entry is None:
+            raise VfsError(errno.ENOENT, f"{node.name} is gone from the portal")
+        node.entry, node.confirmed_at = entry, trio.current_time()
+
+    # ---------------------------------------------------------- directories
+
+    @bounded
+    async def opendir(self, inode: int) -> int:
+        node = self._node(inode)
+        if not node.is_dir:
+            raise VfsError(errno.ENOTDIR)
+        if node.kind is Kind.SNAPSHOTS:
+            children = [self._snapshot_child(node, name, ref) for name, ref in (await self._snapshots_of(node)).items()]
+        else:
+            listing = await self._listing(node)
+            children = [self._live_or_snapshot_child(node, entry) for entry in listing.entries]
+            if node.kind is Kind.ROOT:
+                children.insert(0, _Child(snapshots.SNAPSHOTS_DIR, Kind.SNAPSHOTS, ("snapshots", node.key), None))
+        return self._new_handle(_DirHandle(node, children))
+
+    def readdir(self, handle: int, offset: int) -> Iterator[DirEntry]:
+        """Entries from ``offset``; call :meth:`delivered` for each one the kernel accepts."""
+        directory = self._handles.get(handle)
+        if not isinstance(directory, _DirHandle):
+            raise VfsError(errno.EBADF)
+        for index in range(offset, len(directory.children)):
+            child = directory.children[index]
+            node = self._learn(directory.node, child)
+            yield DirEntry(child.name, self._entry(node), index + 1)
+
+    def delivered(self, entry: DirEntry) -> None:
+        """The kernel took ``entry`` (readdirplus): it now holds one more reference."""
+        assert entry.entry.attributes is not None
+        node = self.inodes.get(entry.entry.attributes.inode)
+        if node is not None:
+            self.inodes.remember(node)
+
+    def releasedir(self, handle: int) -> None:
+        self._handles.pop(handle, None)
+
+    # ---------------------------------------------------------------- files
+
+    @bounded
+    async def open(self, inode: int, flags: int) -> OpenFile:
+        node = self._node(inode)
+        if node.is_dir:
+            raise VfsError(errno.EISDIR)
+        if flags & _WRITE_FLAGS:
+            raise VfsError(errno.EROFS, "this mount is read-only")
+        await self._revalidate(node)
+        assert node.entry is not None
+        if not node.entry.readable:
+            raise VfsError(errno.EACCES)
+        keep_cache = node.cached_version == node.entry.version
+        node.cached_version = node.entry.version
+        node.open_handles += 1
+        handle = self._new_handle(_FileHandle(node, node.entry, self.cache.stream()))
+        return OpenFile(handle, keep_cache=keep_cache)
+
+    @bounded
+    async def read(self, handle: int, offset: int, size: int) -> bytes:
+        opened = self._handles.get(handle)
+        if not isinstance(opened, _FileHandle):
+            raise VfsError(errno.EBADF)
+        entry = opened.entry
+        key = ObjectKey(entry.object_id, entry.version, entry.size)
+
+        async def fetch(start: int, length: int) -> bytes:
+            return await self.backend.read(entry, start, length)
+
+        try:
+            with backend_errors(f"read {'/'.join(entry.path)}"):
+                return await self.cache.read(key, offset, size, fetch, opened.stream)
+        except VfsError as exc:
+            if exc.errno == errno.ESTALE:  # changed on the portal: the next open sees the new version
+                opened.node.confirmed_at = 0.0
+                parent = self.inodes.get(opened.node.parent)
+                if parent is not None:
+                    self.listings.invalidate(parent.key)
+            raise
+
+    def release(self, handle: int) -> None:
+        opened = self._handles.pop(handle, None)
+        if isinstance(opened, _FileHandle):
+            opened.node.open_handles -= 1
+            self.inodes.drop_if_unused(opened.node)
+
+    def _new_handle(self, value: _FileHandle | _DirHandle) -> int:
+        number = next(self._handle_numbers)
+        self._handles[number] = value
+        return number
+
+    # ------------------------------------------------------------ the volume
+
+    @bounded
+    async def statfs(self) -> FsStats:
+        if "quota" not in self._quota:
+            try:
+                with backend_errors("quota"):
+                    self._quota["quota"] = await self.backend.quota()
+            except VfsError:
+                self._quota["quota"] = None
+        quota = self._quota["quota"]
+        block = 4096
+        if quota is None or quota.available is None:
+            total = 1 << 50  # unknown or unlimited: report a petabyte, as network filesystems do
+            used = quota.used if quota else 0
+            free = total - used
+        else:
+            used, free = quota.used, quota.available
+            total = used + free
+        return FsStats(block_size=block, blocks=total // block, blocks_free=max(0, free) // block,
+                       files=1 << 32, files_free=1 << 31)
+
+    def statistics(self) -> dict[str, int]:
+        return {"inodes": len(self.inodes), "handles": len(self._handles)}
+
