@@ -1,0 +1,23 @@
+"""The CTERA Portal "Cloud Drive" client (spec: ../shared/protocols/ctera-portal.md).
+
+One concept per module:
+
+==================  ==========================================================
+``client``          :class:`CteraBackend` and :func:`open_ctera_backend`
+``session``         login, the session cookie, transparent re-login on expiry
+``connection``      the httpx client: TLS trust, timeouts, pool
+``resources``       ``fetchResources`` replies → ``RemoteEntry`` (hostile input refused)
+``downloads``       ranged reads with ETag binding and stale-version detection
+``snapshots``       ``listSnapshots`` replies → ``SnapshotRef``
+``quota``           RFC 4331 quota via ``PROPFIND``
+``paths``           tuples of names ⇄ percent-encoded hrefs
+``errors``          HTTP statuses, in-band codes, transport failures → ``BackendError``
+``counters``        ``statistics()``
+==================  ==========================================================
+"""
+
+from vfs.backends.ctera.client import CteraBackend, open_ctera_backend
+from vfs.backends.ctera.connection import Timeouts
+from vfs.backends.ctera.counters import CteraStatistics, RequestKind
+
+__all__ = ["CteraBackend", "CteraStatistics", "RequestKind", "Timeouts", "open_ctera_backend"]

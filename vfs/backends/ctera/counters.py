@@ -1,0 +1,84 @@
+"""What the client has done so far: request counts by kind, bytes received, retries.
+
+Tests use these to assert behaviour that is invisible in results ("``ls -l``
+of a large folder sent listing pages only", "reading a cached file
+downloaded 0 content bytes"); the daemon exposes them for operators.
+
+``statistics()`` returns an immutable snapshot (trio's convention), so a
+caller can take one before and one after an action and compare.  Counting
+is cheap and lock-free: everything runs on the one trio thread.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["Counters", "CteraStatistics", "RequestKind"]
+
+
+class RequestKind:
+    """Names of the request kinds counted in :attr:`CteraStatistics.requests`."""
+
+    LOGIN = "login"
+    LOGOUT = "logout"
+    STAT = "stat"  # fetchResources depth 0
+    LIST = "list"  # fetchResources depth 1, one per page
+    SNAPSHOTS = "snapshots"  # listSnapshots
+    READ = "read"  # GET {ctx}/webdav/...
+    QUOTA = "quota"  # PROPFIND
+
+
+@dataclass(frozen=True)
+class CteraStatistics:
+    """A snapshot of a :class:`~vfs.backends.ctera.client.CteraBackend`'s counters.
+
+    ``requests`` counts HTTP requests sent, by :class:`RequestKind` (retries
+    and the repeat after a re-login included); ``content_bytes`` is file
+    content received by reads (including bytes discarded when a server ignored
+    ``Range``); ``bytes_received`` is every response body.
+    """
+
+    requests: Mapping[str, int] = field(default_factory=dict)
+    content_bytes: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+    relogins: int = 0
+    stale_versions: int = 0
+    ranges_ignored: int = 0
+    rejected_entries: int = 0
+
+    def count(self, kind: str) -> int:
+        return self.requests.get(kind, 0)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+@dataclass
+class Counters:
+    """The live, mutable counters behind :class:`CteraStatistics`."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    content_bytes: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+    relogins: int = 0
+    stale_versions: int = 0
+    ranges_ignored: int = 0
+    rejected_entries: int = 0
+
+    def snapshot(self) -> CteraStatistics:
+        return CteraStatistics(
+            requests=MappingProxyType(dict(self.requests)),
+            content_bytes=self.content_bytes,
+            bytes_received=self.bytes_received,
+            retries=self.retries,
+            relogins=self.relogins,
+            stale_versions=self.stale_versions,
+            ranges_ignored=self.ranges_ignored,
+            rejected_entries=self.rejected_entries,
+        )

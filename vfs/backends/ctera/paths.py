@@ -1,0 +1,92 @@
+"""Paths in a context's WebDAV namespace: tuples of names ⇄ hrefs.
+
+The backend speaks in tuples of names (``("My Files", "a b.txt")``); the wire
+speaks in *hrefs*, the percent-encoded absolute form
+``/ServicesPortal/webdav/My%20Files/a%20b.txt`` (spec §9).  Hrefs go into
+execute parameters and are the path of download URLs.
+
+Subtleties:
+
+* Encoding quotes every byte but unreserved ones *per name*, so a ``/``,
+  ``%``, ``#`` or ``?`` inside a name can never change the path's shape.
+* Decoding splits on ``/`` **before** percent-decoding, so ``a%2Fb`` is one
+  name ``a/b`` (which :func:`name_problem` then refuses) rather than two.
+  Decoding the whole string first, as the vendor SDK does, would let a
+  hostile portal smuggle extra path levels (``..%2F..%2Fetc``) into a name.
+* The portal is untrusted input: a name it sends may be ``..``, empty, hold
+  NUL, or be longer than any local filesystem allows.  :func:`name_problem`
+  says what is wrong with such a name; callers skip those entries and log it.
+* ``+`` is a literal plus in paths (never a space), and invalid UTF-8 after
+  decoding is refused rather than replaced.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from vfs.backends.base import Path
+
+__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "webdav_root"]
+
+#: The longest name a Linux filesystem accepts (NAME_MAX), in UTF-8 bytes.
+MAX_NAME_BYTES = 255
+
+
+class InvalidHref(ValueError):
+    """An href that does not name a path in the expected namespace."""
+
+
+def webdav_root(context: str) -> str:
+    """The href of a context's namespace root, e.g. ``/ServicesPortal/webdav``."""
+    return f"{context}/webdav"
+
+
+def href_of(context: str, path: Path) -> str:
+    """The percent-encoded href of ``path`` (no trailing slash; the root is the bare prefix)."""
+    encoded = "/".join(urllib.parse.quote(name, safe="") for name in path)
+    root = webdav_root(context)
+    return f"{root}/{encoded}" if encoded else root
+
+
+def names_of_href(href: str, context: str) -> Path:
+    """The names of ``href`` below the context's WebDAV root.
+
+    Raises :class:`InvalidHref` for an href outside that root, one that does
+    not decode to UTF-8, or one with an empty name in the middle (``a//b``).
+    A single trailing ``/`` (folders) is allowed.  Names are *not* checked
+    here; see :func:`name_problem`.
+    """
+    root = webdav_root(context)
+    if href != root and not href.startswith(root + "/"):
+        raise InvalidHref(f"href {href!r} is outside {root}")
+    rest = href[len(root) + 1 :]
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    if not rest:
+        return ()
+    names = []
+    for part in rest.split("/"):
+        if not part:
+            raise InvalidHref(f"href {href!r} has an empty path segment")
+        try:
+            names.append(urllib.parse.unquote(part, errors="strict"))
+        except UnicodeDecodeError:
+            raise InvalidHref(f"href {href!r} does not decode to UTF-8") from None
+    return tuple(names)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one local file name, or None if it can."""
+    if name in ("", ".", ".."):
+        return f"the name {name!r} is reserved"
+    if "/" in name:
+        return "the name contains '/'"
+    if "\0" in name:
+        return "the name contains NUL"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the name is not valid Unicode"
+    if size > MAX_NAME_BYTES:
+        return f"the name is {size} bytes long (at most {MAX_NAME_BYTES})"
+    return None
