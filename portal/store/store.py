@@ -383,14 +383,17 @@ class Store:
         """
         self._writable_folder(new_parent)
         self._check_child_name(new_parent, new_name)
-        if source.is_folder and self._is_inside(new_parent, source):
+        # A snapshot's items carry their live items' ids, yet are never the live item:
+        # copying one out of a snapshot (a restore) may land inside or onto its live self.
+        live_source = source.snapshot_id is None
+        if source.is_folder and live_source and self._is_inside(new_parent, source):
             raise InvalidName(f"cannot put {source.name!r} inside itself")
         occupant = self.child(new_parent, new_name)
         if occupant is None or (moving and occupant.id == source.id):
             return True
         if not replace:
             raise Exists(f"{new_name!r} already exists")
-        if occupant.id == source.id:
+        if occupant.id == source.id and live_source:
             return False
         self._delete(occupant, time.time())
         return True
