@@ -78,6 +78,8 @@ from portal.store import (
 ALLOWED = "OPTIONS, GET, HEAD, PROPFIND, PROPPATCH, PUT, MKCOL, DELETE, COPY, MOVE"
 #: PROPFIND/PROPPATCH bodies are a few hundred bytes; anything much larger is abuse.
 MAX_XML_BODY = 64 << 10
+#: A refused request body up to this size is read to its end (see :func:`_drain`).
+DRAIN_LIMIT = 1 << 20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -100,12 +102,16 @@ async def handle(store: Store, namespace: Namespace, request: Request, path: lis
     if handler is None:
         raise HttpError(405, f"{request.method} is not supported here", headers=[("allow", ALLOWED)])
     try:
-        return await handler(store, namespace, request, path)
-    except StoreError as exc:
-        raise _refusal(exc) from None
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DavError(507, "the portal's disk is full", "sufficient-disk-space") from None
+        try:
+            return await handler(store, namespace, request, path)
+        except StoreError as exc:
+            raise _refusal(exc) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DavError(507, "the portal's disk is full", "sufficient-disk-space") from None
+            raise
+    except HttpError:
+        await _drain(request)
         raise
 
 
@@ -211,11 +217,34 @@ def _no_content(headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(204, nothing(), headers=headers or [])
 
 
+async def _drain(request: Request) -> None:
+    """Read and drop what is left of a small refused body.
+
+    The connection is closed after a response to a request whose body was not
+    read; closing a socket with unread data makes TCP reset it, and the reset can
+    destroy the response before the client reads it.  Past :data:`DRAIN_LIMIT`
+    the refusal is worth less than the bandwidth, and the client takes its chances.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > DRAIN_LIMIT):
+        return
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > DRAIN_LIMIT:
+                return
+    except (RuntimeError, HttpError):  # already read, or the client went away
+        return
+
+
 async def _has_body(request: Request) -> bool:
+    received = 0
     async for chunk in request.stream():
-        if chunk:
-            return True
-    return False
+        received += len(chunk)
+        if received > DRAIN_LIMIT:
+            break
+    return received > 0
 
 
 # ---------------------------------------------------------------- handlers
@@ -277,6 +306,9 @@ async def _put(store: Store, namespace: Namespace, request: Request, path: list[
             await staged.write(chunk)
             if allowance is not None and staged.size > allowance:
                 raise DavError(507, "User is out of quota", "quota-not-exceeded")
+        if declared_text is not None and staged.size != declared:
+            # The server's HTTP layer frames the body by Content-Length; never trust that blindly.
+            raise HttpError(400, f"Content-Length said {declared} bytes, {staged.size} arrived")
         blob = await staged.commit()
         parent, name = _writable_parent(namespace, path)  # it may have gone while the body arrived
         assert parent.item is not None
@@ -371,10 +403,6 @@ async def _transfer(store: Store, namespace: Namespace, request: Request, path: 
             store.delete(occupant.item)
         store.make_folder(parent.item, name)
     else:
-        if replacing and occupant is not None and occupant.item is not None and occupant.item.id == source.item.id:
-            # Restoring from a snapshot onto the live item: snapshot items carry the live
-            # item's id, which the store would take for "the same item", so clear the way here.
-            store.delete(occupant.item)
         store.copy(source.item, parent.item, name, replace=replacing)
     return _no_content() if replacing else Response(201, b"")
 
