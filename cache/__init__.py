@@ -1,1 +1,47 @@
-"""Block and metadata caches (memory over persistent disk); decides no semantics."""
+"""Block cache: bytes of remote object versions in memory over a persistent disk tier.
+
+``cache`` stores bytes and decides no semantics; it imports nothing of the
+project. The filesystem hands each read a ``Fetch`` (``fetch(offset,
+length)`` for one object version) and gets exactly the bytes it asked for.
+
+Modules, one concept each:
+
+* ``keys``       ObjectKey / BlockKey and block arithmetic
+* ``config``     CacheConfig
+* ``stats``      CacheStatistics and the shared counters
+* ``memory``     the memory tier (cachetools LRU bounded by bytes)
+* ``blockfile``  one block file: format, checksum, atomic write
+* ``diskindex``  the SQLite index and the cache directory
+* ``disk``       the disk tier: LRU mirror, writer task, budget
+* ``flights``    single-flight ranged fetches
+* ``readahead``  per-handle read pattern and the read-ahead window
+* ``blocks``     BlockCache, which ties them together, and open_block_cache
+
+Exceptions raised by this package (the fetch's own exceptions pass through)::
+
+    Exception
+    ├── IncompleteFetch        the source returned less than the object's size
+    ├── CacheDirectoryError    the disk directory is foreign or in use
+    └── trio.ClosedResourceError   read on (or waiting in) a closed cache
+"""
+
+from .blocks import BlockCache, open_block_cache
+from .config import CacheConfig
+from .diskindex import CacheDirectoryError
+from .flights import IncompleteFetch
+from .keys import BlockKey, Fetch, ObjectKey
+from .readahead import ReadStream
+from .stats import CacheStatistics
+
+__all__ = [
+    "BlockCache",
+    "BlockKey",
+    "CacheConfig",
+    "CacheDirectoryError",
+    "CacheStatistics",
+    "Fetch",
+    "IncompleteFetch",
+    "ObjectKey",
+    "ReadStream",
+    "open_block_cache",
+]

@@ -1,0 +1,128 @@
+"""One block on disk: file naming, the self-checking format, atomic writes.
+
+The problem: a block file may be cut short by a crash or a full disk, damaged
+by the medium, or (after a power loss, since we do not fsync) be a renamed
+file whose data never reached the disk. None of that may ever be served.
+
+Format, 32-byte header then the payload::
+
+    magic     8 bytes   b"PFSBLK1\\n"
+    length    8 bytes   payload length, big-endian
+    digest   16 bytes   BLAKE2b-128 over the block's name and the payload
+
+Subtleties:
+
+* The digest covers the block's *name* as well as its bytes, so a file that
+  somehow ended up under another block's name fails the check instead of
+  serving another object's data.
+* The reader also knows the length it expects (from the ``ObjectKey``), so a
+  header that was itself truncated or rewritten cannot make a short block
+  pass: file size, header length and expected length must all agree.
+* Writes go to a private temp file in ``tmp/`` and are renamed into place:
+  a reader sees the old file, the new file or none, never a half-written one.
+  A failed write removes its temp file before re-raising. We do not fsync:
+  this is a cache, the checksum catches torn files after a power loss, and an
+  fsync per block would throttle every large read to the disk's flush rate.
+* Everything here is blocking file I/O: callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+from pathlib import Path
+
+from .keys import BlockKey
+
+MAGIC = b"PFSBLK1\n"
+_HEADER = struct.Struct(">8sQ16s")
+HEADER_SIZE = _HEADER.size
+BLOCKS_DIR = "blocks"
+TMP_DIR = "tmp"
+
+
+class CorruptBlock(Exception):
+    """A block file failed its checks (bad magic, length or digest)."""
+
+
+def block_name(key: BlockKey) -> str:
+    """The file name of a block: a hash, so any object id is a safe name."""
+    raw = "\0".join((key.object_id, key.version, str(key.index)))
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def block_path(root: Path, name: str) -> Path:
+    """Where block ``name`` lives; 256 fan-out folders keep directories small."""
+    return root / BLOCKS_DIR / name[:2] / name
+
+
+def file_size(payload_length: int) -> int:
+    """The size on disk of a block file holding ``payload_length`` bytes."""
+    return HEADER_SIZE + payload_length
+
+
+def _digest(name: str, payload: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(name.encode("ascii"))
+    h.update(payload)
+    return h.digest()
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_block_file(root: Path, name: str, payload: bytes) -> int:
+    """Atomically store ``payload`` as block ``name``; returns the file size.
+
+    Raises ``OSError`` (``ENOSPC`` and friends) with no temp file left behind.
+    """
+    header = _HEADER.pack(MAGIC, len(payload), _digest(name, payload))
+    target = block_path(root, name)
+    target.parent.mkdir(mode=0o700, exist_ok=True)
+    temp = root / TMP_DIR / f"{name}.{secrets.token_hex(4)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            _write_all(fd, header)
+            _write_all(fd, payload)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return file_size(len(payload))
+
+
+def read_block_file(root: Path, name: str, expected_length: int) -> bytes:
+    """The verified payload of block ``name``.
+
+    Raises ``FileNotFoundError`` if there is no such file and
+    ``CorruptBlock`` if it fails any check.
+    """
+    with open(block_path(root, name), "rb") as f:
+        # Read one byte more than a correct file holds, so an overlong file
+        # is detected without reading an arbitrarily large one.
+        data = f.read(HEADER_SIZE + expected_length + 1)
+    if len(data) != HEADER_SIZE + expected_length:
+        raise CorruptBlock(f"block file {name} has {len(data)} bytes, expected "
+                           f"{HEADER_SIZE + expected_length}")
+    magic, length, digest = _HEADER.unpack_from(data)
+    if magic != MAGIC or length != expected_length:
+        raise CorruptBlock(f"block file {name} has a bad header")
+    payload = data[HEADER_SIZE:]
+    if _digest(name, payload) != digest:
+        raise CorruptBlock(f"block file {name} fails its checksum")
+    return payload
+
+
+def remove_block_file(root: Path, name: str) -> None:
+    """Delete block ``name`` if it exists."""
+    block_path(root, name).unlink(missing_ok=True)

@@ -1,0 +1,225 @@
+"""The persistent index of the disk tier: which block files exist, their sizes
+and their LRU order, in a small SQLite database inside the cache directory.
+
+Why an index rather than a scan of the block files at start: the file names
+are hashes (any object id is a safe name), so a scan would have to open every
+file to learn which block it holds, and it could not recover the LRU order
+(atime is usually ``noatime``/``relatime``). A ``WITHOUT ROWID`` table of a
+few hundred bytes per block loads 10 GiB of 1 MiB blocks in milliseconds,
+commits batches atomically, and is in the standard library.
+
+Crash consistency, given that files and rows cannot change together:
+
+* a block file is renamed into place *before* its row is inserted, and a row
+  is deleted *before* its file is unlinked, so a crash leaves at worst a file
+  without a row;
+* ``open_index`` reconciles both ways: files without a row (and leftovers in
+  ``tmp/``) are deleted, rows without a file or with a file of the wrong size
+  are dropped. Damage inside a file is left to the checksum on read.
+* WAL with ``synchronous=NORMAL``: a power loss may roll back the last
+  commits, which only produces files without rows — see above.
+
+The directory is created mode 0700 (an existing one with group/other bits is
+fixed, with a warning) and must belong to us: block files are only as
+trustworthy as the directory that holds them. An exclusive ``flock`` on
+``lock`` keeps a second process from sharing the directory, which would
+corrupt both budgets.
+
+A change of ``block_size`` or of the schema empties the cache instead of
+migrating it: blocks are cheap to refetch.
+
+Everything here blocks; the disk tier calls it from worker threads, one call
+at a time, so one connection with ``check_same_thread=False`` is safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .blockfile import BLOCKS_DIR, TMP_DIR, block_path
+from .keys import BlockKey
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+INDEX_FILE = "index.sqlite3"
+LOCK_FILE = "lock"
+
+
+class CacheDirectoryError(Exception):
+    """The cache directory cannot be used (another owner, or in use by another process)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One block file known to the index."""
+
+    key: BlockKey
+    name: str
+    file_size: int
+    used: int
+
+
+def prepare_directory(path: Path) -> None:
+    """Create ``path`` mode 0700, or check and fix an existing one."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheDirectoryError(f"cache path {path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise CacheDirectoryError(f"cache directory {path} belongs to uid {st.st_uid}, not to us")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        log.warning("cache directory %s had mode %o; setting 0700",
+                    path, stat.S_IMODE(st.st_mode))
+        path.chmod(0o700)
+    for sub in (BLOCKS_DIR, TMP_DIR):
+        (path / sub).mkdir(mode=0o700, exist_ok=True)
+
+
+class DiskIndex:
+    """The SQLite index plus the directory lock.
+
+    Guarded by: the caller — ``DiskTier`` runs every method in a worker
+    thread and never two at once.
+    """
+
+    def __init__(self, root: Path, connection: sqlite3.Connection, lock_fd: int) -> None:
+        self.root = root
+        self._db = connection
+        self._lock_fd = lock_fd
+
+    # -- changes, applied in one transaction per batch ------------------------
+
+    def begin(self) -> None:
+        self._db.execute("BEGIN")
+
+    def insert(self, row: IndexRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO blocks (object_id, version, idx, name, file_size, used)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (*row.key, row.name, row.file_size, row.used),
+        )
+
+    def delete(self, key: BlockKey) -> None:
+        self._db.execute(
+            "DELETE FROM blocks WHERE object_id = ? AND version = ? AND idx = ?", tuple(key)
+        )
+
+    def touch(self, key: BlockKey, used: int) -> None:
+        self._db.execute(
+            "UPDATE blocks SET used = ? WHERE object_id = ? AND version = ? AND idx = ?",
+            (used, *key),
+        )
+
+    def commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            os.close(self._lock_fd)  # releases the flock
+
+
+def open_index(root: Path, block_size: int) -> tuple[DiskIndex, list[IndexRow]]:
+    """Prepare ``root``, lock it, open the index, reconcile it with the files.
+
+    Returns the index and its rows, least recently used first.
+    """
+    prepare_directory(root)
+    lock_fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise CacheDirectoryError(f"cache directory {root} is in use by another process") from None
+    try:
+        db = sqlite3.connect(root / INDEX_FILE, isolation_level=None, check_same_thread=False)
+        try:
+            rows = _load(root, db, block_size)
+        except BaseException:
+            db.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return DiskIndex(root, db, lock_fd), rows
+
+
+def _load(root: Path, db: sqlite3.Connection, block_size: int) -> list[IndexRow]:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    wanted = {"schema": SCHEMA_VERSION, "block_size": str(block_size)}
+    found = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if found != wanted:
+        if found:
+            log.info("cache directory %s was made with %s; emptying it", root, found)
+        db.execute("DROP TABLE IF EXISTS blocks")
+        shutil.rmtree(root / BLOCKS_DIR, ignore_errors=True)
+        (root / BLOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
+        db.execute("BEGIN")
+        db.execute("DELETE FROM meta")
+        db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
+        db.execute("COMMIT")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS blocks ("
+        " object_id TEXT NOT NULL, version TEXT NOT NULL, idx INTEGER NOT NULL,"
+        " name TEXT NOT NULL, file_size INTEGER NOT NULL, used INTEGER NOT NULL,"
+        " PRIMARY KEY (object_id, version, idx)) WITHOUT ROWID"
+    )
+    rows = [
+        IndexRow(BlockKey(object_id, version, idx), name, size, used)
+        for object_id, version, idx, name, size, used in db.execute(
+            "SELECT object_id, version, idx, name, file_size, used FROM blocks ORDER BY used"
+        )
+    ]
+    return _reconcile(root, db, rows)
+
+
+def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> list[IndexRow]:
+    """Make files and rows agree; see the module docstring."""
+    for leftover in os.scandir(root / TMP_DIR):
+        os.unlink(leftover.path)
+    on_disk: dict[str, tuple[str, int]] = {}
+    for fan in os.scandir(root / BLOCKS_DIR):
+        if not fan.is_dir(follow_symlinks=False):
+            os.unlink(fan.path)
+            continue
+        for entry in os.scandir(fan.path):
+            on_disk[entry.name] = (entry.path, entry.stat(follow_symlinks=False).st_size)
+    kept: list[IndexRow] = []
+    stale: list[BlockKey] = []
+    for row in rows:
+        found = on_disk.pop(row.name, None)
+        if found is not None and found[0] == str(block_path(root, row.name)) \
+                and found[1] == row.file_size:
+            kept.append(row)
+        else:
+            stale.append(row.key)
+            if found is not None:
+                os.unlink(found[0])
+    for orphan_path, _ in on_disk.values():
+        os.unlink(orphan_path)
+    if stale:
+        log.info("cache index: dropping %d rows whose block file is missing or resized", len(stale))
+        db.execute("BEGIN")
+        db.executemany(
+            "DELETE FROM blocks WHERE object_id = ? AND version = ? AND idx = ?",
+            [tuple(key) for key in stale],
+        )
+        db.execute("COMMIT")
+    if on_disk:
+        log.info("cache index: deleted %d block files without an index row", len(on_disk))
+    return kept
