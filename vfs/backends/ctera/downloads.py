@@ -41,6 +41,7 @@ import email.utils
 import logging
 import re
 from collections import OrderedDict
+from contextlib import aclosing
 
 import httpx
 
@@ -183,15 +184,16 @@ class RangeReader:
         counters = self._session.counters
         data = bytearray()
         try:
-            async for chunk in response.aiter_raw():
-                counters.content_bytes += len(chunk)
-                counters.bytes_received += len(chunk)
-                if skip:
-                    dropped = min(skip, len(chunk))
-                    chunk, skip = chunk[dropped:], skip - dropped
-                data += chunk
-                if len(data) >= wanted:
-                    break  # the rest is not wanted: leaving the stream drops the connection
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    counters.content_bytes += len(chunk)
+                    counters.bytes_received += len(chunk)
+                    if skip:
+                        dropped = min(skip, len(chunk))
+                        chunk, skip = chunk[dropped:], skip - dropped
+                    data += chunk
+                    if len(data) >= wanted:
+                        break  # the rest is not wanted: closing the stream drops the connection
         except httpx.TransportError as exc:
             raise from_transport(exc, what=what, url=self._session.url) from exc
         del data[wanted:]

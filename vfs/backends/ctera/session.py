@@ -34,7 +34,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
@@ -235,11 +235,12 @@ class Session:
         """The whole body of a streamed response, refusing more than ``limit`` bytes."""
         body = bytearray()
         try:
-            async for chunk in response.aiter_raw():
-                self.counters.bytes_received += len(chunk)
-                body += chunk
-                if len(body) > limit:
-                    raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    self.counters.bytes_received += len(chunk)
+                    body += chunk
+                    if len(body) > limit:
+                        raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
         except httpx.TransportError as exc:
             raise from_transport(exc, what=what, url=self.url) from exc
         return bytes(body)
