@@ -45,6 +45,10 @@ from wire import ctera_xml
 
 log = logging.getLogger("portal.http")
 
+#: The most of a refused request's body read (and dropped) so that the refusal
+#: is delivered; see :meth:`Request.discard`.
+DRAIN_LIMIT = 16 << 20
+
 
 @dataclass
 class PortalApp:
@@ -64,8 +68,9 @@ class PortalApp:
         started = time.monotonic()
         try:
             request = Request(scope, receive)
-        except UnicodeDecodeError:
-            await text_response("malformed URL encoding", 400).send(send)
+        except HttpError as exc:  # a path that does not even decode
+            log.warning("%s %r -> %d %s", scope.get("method"), scope.get("raw_path"), exc.status, exc.message)
+            await exc.response().send(send)
             return
         try:
             response = await self._route(request)
@@ -78,6 +83,8 @@ class PortalApp:
         except Exception:
             log.exception("%s %s failed", request.method, scope.get("path"))
             response = HttpError(500, "internal error").response()
+        if response.status >= 400:
+            await request.discard(DRAIN_LIMIT)  # so that the refusal reaches the client
         await response.send(send, head_only=request.method == "HEAD")
         log.debug(
             "%s %s %d %.1fms", request.method, scope.get("path"), response.status, 1000 * (time.monotonic() - started)

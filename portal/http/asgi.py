@@ -67,6 +67,8 @@ class Request:
     query: dict[str, list[str]] = field(init=False)
     headers: Headers = field(init=False)
     _consumed: bool = field(default=False, init=False)
+    _finished: bool = field(default=False, init=False)
+    _disconnected: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.method = self.scope["method"].upper()
@@ -100,15 +102,55 @@ class Request:
         if self._consumed:
             raise RuntimeError("request body already read")
         self._consumed = True
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
+        while not self._finished:
+            message = await self._receive()
+            if self._disconnected:
                 raise HttpError(400, "client disconnected before the body was complete")
             chunk = message.get("body", b"")
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
-                return
+
+    async def _receive(self) -> dict[str, Any]:
+        """The next ASGI message, noting the end of the body and disconnection.
+
+        After ``http.disconnect`` the server sends nothing more: another
+        ``receive()`` would wait forever, so nobody may call it again.
+        """
+        if self._disconnected:
+            return {"type": "http.disconnect"}
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self._disconnected = True
+        elif not message.get("more_body", False):
+            self._finished = True
+        return message
+
+    async def discard(self, limit: int | None = None) -> bool:
+        """Read and drop what is left of the body; True once it has all arrived.
+
+        Why: a reply sent while the request body is still arriving makes the
+        server close the connection with unread data in it, which TCP turns
+        into a reset that can destroy the reply before the client reads it.  So
+        a refusal reaches the client only once its body is consumed.  Beyond
+        ``limit`` more bytes the refusal is not worth the bandwidth and the
+        client takes its chances.  (hypercorn answers ``Expect: 100-continue``
+        by itself, so such a client is sending its body too.)
+        """
+        if self._finished:
+            return True
+        declared = self.headers.get("content-length")
+        if not self._consumed and limit is not None and declared and declared.isdigit() and int(declared) > limit:
+            return False
+        self._consumed = True
+        dropped = 0
+        while not self._finished:
+            message = await self._receive()
+            if self._disconnected:
+                return False
+            dropped += len(message.get("body", b""))
+            if limit is not None and dropped > limit and not self._finished:
+                return False
+        return True
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refused with 413 beyond ``limit`` bytes."""
@@ -129,13 +171,21 @@ def decode_segments(raw_path: str) -> list[str]:
     So ``a%2Fb`` is one segment named ``a/b`` (later refused as an invalid
     name), never two.  ``+`` stays a plus.  Empty segments (``//``, a trailing
     slash) are dropped; ``.`` and ``..`` are kept so that callers refuse them.
+    Bad escapes raise :class:`HttpError` 400.
     """
-    segments = []
-    for part in raw_path.split("/"):
-        if not part:
-            continue
-        segments.append(urllib.parse.unquote(part, errors="strict"))
-    return segments
+    return [unquote_name(part) for part in raw_path.split("/") if part]
+
+
+def unquote_name(part: str) -> str:
+    """Percent-decode one path segment, once.
+
+    Escapes that do not decode to UTF-8 (``%ff``, overlong forms such as
+    ``%C0%AE``, surrogates) are the client's error: 400, never a guess.
+    """
+    try:
+        return urllib.parse.unquote(part, errors="strict")
+    except UnicodeDecodeError:
+        raise HttpError(400, f"malformed URL encoding in {part[:100]!r}") from None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from portal.http.asgi import HttpError, Request, xml_response
+from portal.http.asgi import HttpError, Request, unquote_name, xml_response
 from portal.http.namespace import Namespace
 from portal.http.sessions import Session
 from wire import ctera_xml
@@ -67,14 +67,17 @@ def path_of_href(href: str, context: str) -> list[str]:
     WebDAV root is refused with 400.
     """
     if "://" in href:
-        href = urllib.parse.urlsplit(href).path
+        try:
+            href = urllib.parse.urlsplit(href).path
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise HttpError(400, f"malformed URL {href[:200]!r}") from None
     prefix = f"{context}/webdav"
     if not (href == prefix or href.startswith(prefix + "/")):
         raise HttpError(400, f"path {href!r} is outside {prefix}")
     names = []
     for part in href[len(prefix) :].split("/"):
         if part:
-            names.append(urllib.parse.unquote(part, errors="strict"))
+            names.append(unquote_name(part))
     return names
 
 

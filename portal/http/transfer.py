@@ -170,6 +170,9 @@ class _Form:
     disposition: str = ""
     file_chunks: list[bytes] = field(default_factory=list)
     file_seen: bool = False
+    #: The closing boundary arrived.  The parser's ``finalize`` accepts a body
+    #: that stops anywhere, so this is what tells a complete upload from a cut one.
+    ended: bool = False
 
     def callbacks(self) -> dict:
         def on_part_begin() -> None:
@@ -212,6 +215,9 @@ class _Form:
             self.current = None
             self.current_is_file = False
 
+        def on_end() -> None:
+            self.ended = True
+
         return {
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
@@ -220,11 +226,26 @@ class _Form:
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         }
 
     def text(self, name: str) -> str | None:
         value = self.fields.get(name)
-        return value.decode("utf-8", "strict") if value is not None else None
+        if value is None:
+            return None
+        try:
+            return value.decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            raise _UploadRefused(f"form field {name!r} is not UTF-8") from None
+
+    def declared_size(self) -> int | None:
+        """The ``fileSize`` field, if sent; anything but a decimal count is refused."""
+        text = (self.text("fileSize") or "").strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise _UploadRefused(f"fileSize {text[:40]!r} is not a byte count")
+        return int(text)
 
 
 async def upload(store: Store, namespace: Namespace, request: Request, cloud_folder_uid: str | None) -> Response:
@@ -255,31 +276,37 @@ async def upload(store: Store, namespace: Namespace, request: Request, cloud_fol
         parser.finalize()
         if not form.file_seen:
             raise HttpError(400, "the upload has no 'file' part")
+        if not form.ended:
+            raise HttpError(400, "truncated multipart body: the closing boundary is missing")
         if target is None:
             target = _check_target(store, namespace, form, cloud_folder_uid)
         if staged is None:
             staged = store.stage()
-        declared = form.text("fileSize")
-        if declared is not None and declared.strip().isdigit() and int(declared) != staged.size:
-            return upload_reply(1, f"File size mismatch: declared {declared.strip()}, received {staged.size}")
+        declared = form.declared_size()
+        if declared is not None and declared != staged.size:
+            raise _UploadRefused(f"File size mismatch: declared {declared}, received {staged.size}")
         blob = await staged.commit()
         parent, name = target
         assert parent.item is not None
         store.put_file(parent.item, name, blob, staged.size)
         return upload_reply(0, "OK")
     except _UploadRefused as refused:
-        return upload_reply(1, str(refused))
+        message = str(refused)
     except QuotaExceeded as exc:
-        return upload_reply(1, str(exc) or "User is out of quota")
+        message = str(exc) or "User is out of quota"
     except StoreError as exc:
-        return upload_reply(1, f"{exc.code}: {exc}")
+        message = f"{exc.code}: {exc}"
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return upload_reply(1, "No available storage location: the portal's disk is full")
-        raise
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        message = "No available storage location: the portal's disk is full"
     finally:
         if staged is not None:
             staged.abort()
+    # Refused in-band, often before the content arrived: read the rest of it
+    # first, or the reply could be lost to a connection reset (Request.discard).
+    await request.discard()
+    return upload_reply(1, message)
 
 
 class _UploadRefused(Exception):
@@ -303,7 +330,5 @@ def _check_target(store: Store, namespace: Namespace, form: _Form, cloud_folder_
         raise _UploadRefused("the destination folder is read-only")
     if cloud_folder_uid is not None and parent.cloud_folder is not None and str(parent.cloud_folder.id) != cloud_folder_uid:
         raise _UploadRefused(f"the destination is not in cloud folder {cloud_folder_uid}")
-    declared = form.text("fileSize")
-    size = int(declared) if declared and declared.strip().isdigit() else 0
-    store.check_upload(parent.item, path[-1], size)
+    store.check_upload(parent.item, path[-1], form.declared_size() or 0)
     return parent, path[-1]

@@ -39,6 +39,9 @@ from portal.store.records import CloudFolder, Item, Snapshot, User, Version
 
 PERSONAL_FOLDER = "My Files"
 
+#: Listing positions and page sizes are clamped to this (no folder holds more).
+_MAX_POSITION = 1 << 62
+
 _ITEM_COLUMNS = "id, parent_id, cloud_folder_id, name, is_folder, size, mtime, version_id, deleted_at"
 _CLOUD_FOLDER_SELECT = """
     SELECT c.id, c.name, c.owner_id, c.root_item_id, c.group_uid,
@@ -202,7 +205,8 @@ class Store:
         """One page of a folder's children in name order, and whether more follow."""
         if not parent.is_folder:
             raise NotAFolder(f"{parent.name!r} is not a folder")
-        start, limit = max(0, start), max(1, limit)
+        # SQLite integers are 64-bit; a client may ask for any position or size.
+        start, limit = min(max(0, start), _MAX_POSITION), min(max(1, limit), _MAX_POSITION)
         if parent.snapshot_id is not None:
             table, scope, scope_args = "snapshot_items", "snapshot_id=? AND ", (parent.snapshot_id,)
             columns = _snapshots.ITEM_COLUMNS
