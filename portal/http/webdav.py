@@ -24,8 +24,8 @@ Choices and subtleties:
   where the CTERA API can restore it.
 * ``COPY``/``MOVE`` take ``Destination`` as an absolute URL or an absolute
   path, percent-encoded (raw UTF-8 bytes are tolerated).  Another host or
-  port, or another context or a path outside ``{ctx}/webdav``, is 502 (the
-  resource "belongs to another server", as RFC 4918 §9.8.5 puts it).
+  port, or another context or a path outside ``{ctx}/webdav``, is 502 (RFC
+  4918 §9.8.5: "another server, repository, or URL namespace").
   ``Overwrite`` defaults to ``T``; the replaced item goes to the recycle bin.
   A folder into itself, or onto itself, is 403.  ``COPY`` honours ``Depth: 0``
   (the folder alone) and ``infinity``; copying out of a snapshot into the live
@@ -40,7 +40,10 @@ Choices and subtleties:
   folder itself for ``DELETE``/``MOVE``) is 403; a name the portal refuses
   (Windows rules, :mod:`portal.store.names`) is 400, a reserved one 403; the
   quota or a full disk is 507 with RFC 4331's ``quota-not-exceeded`` or
-  ``sufficient-disk-space``.
+  ``sufficient-disk-space``.  Preconditions are reported in a ``DAV:error``
+  body; other refusals carry the portal's usual ``{rc, msg}`` body.
+* A refused request's unread body is drained when small (up to
+  :data:`DRAIN_LIMIT`), so the refusal is not lost to a TCP reset.
 """
 
 from __future__ import annotations
@@ -189,14 +192,14 @@ def _destination(request: Request, context: str) -> list[str]:
         target = urllib.parse.urlsplit(value.strip())
         if target.scheme or target.netloc:
             if _authority(target.scheme, target.netloc) != _authority(request.scheme, request.host):
-                raise HttpError(502, f"Destination {value!r} is on another server")
+                raise HttpError(502, f"Destination {value[:200]!r} is on another server")
         # Headers arrive as latin-1: recover the bytes, so raw UTF-8 works as well as %-escapes.
         raw = target.path.encode("latin-1")
         names = [urllib.parse.unquote_to_bytes(part).decode("utf-8") for part in raw.split(b"/") if part]
     except (ValueError, UnicodeError):
-        raise HttpError(400, f"malformed Destination {value!r}") from None
+        raise HttpError(400, f"malformed Destination {value[:200]!r}") from None
     if names[:2] != [context.lstrip("/"), "webdav"]:
-        raise HttpError(502, f"Destination {value!r} is outside {context}/webdav")
+        raise HttpError(502, f"Destination {value[:200]!r} is outside {context}/webdav")
     return names[2:]
 
 

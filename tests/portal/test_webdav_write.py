@@ -9,8 +9,10 @@ success does not pass.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from tests.portal.test_webdav import DAV, ROOT, dav_client, found, parse_multistatus, prop_request, propfind, url
 from tests.support import portal_http as ph
+from tests.support import raw_http
 from tests.support.portal_process import PortalProcess, running_portal
 from wire import ctera_xml
 from wire.ctera_xml import obj
@@ -142,6 +145,21 @@ def test_put_refusals(dav: httpx.Client, api: httpx.Client) -> None:
     assert dav.get(url("My Files/file.txt")).content == b"x"
 
 
+def test_a_cut_put_leaves_nothing_behind(portal: PortalProcess, dav: httpx.Client) -> None:
+    credentials = base64.b64encode(f"alice:{portal.users['alice']}".encode()).decode()
+    headers = {"Authorization": f"Basic {credentials}"}
+    data = raw_http.request_bytes("PUT", url("My Files/cut.bin"), headers, b"x" * 5000, content_length=1 << 20)
+    with raw_http.connect(portal) as sock:
+        sock.sendall(data)  # ... and hang up long before the promised megabyte
+    deadline = time.monotonic() + 20
+    while "PUT /ServicesPortal/webdav/My Files/cut.bin -> 400" not in portal.log():
+        assert time.monotonic() < deadline, "the server never noticed the cut upload"
+        time.sleep(0.05)
+    assert not any((portal.data_dir / "tmp").iterdir()), "the partial upload was thrown away"
+    assert propfind(dav, "My Files/cut.bin", "0").status_code == 404
+    put(dav, "My Files/cut.bin", b"whole")
+
+
 def test_put_conditions(dav: httpx.Client) -> None:
     etag = put(dav, "My Files/c.txt", b"1").headers["etag"]
     put(dav, "My Files/c.txt", b"2", 412, **{"if-none-match": "*"})
@@ -226,6 +244,10 @@ def test_move_renames_keeping_identity(dav: httpx.Client, api: httpx.Client) -> 
     assert file_id(api, "My Files/dest/B & C #1.txt") == identity
     relocate(dav, "MOVE", "My Files/dest/B & C #1.txt", "My Files/c.txt", 201, absolute=True)
     assert dav.get(url("My Files/c.txt")).content == b"a"
+    raw_utf8 = f"{ROOT}/My Files/dest/ünï & ß.txt".encode()  # unencoded, as some clients send it
+    assert dav.request("MOVE", url("My Files/c.txt"), headers={"destination": raw_utf8}).status_code == 201
+    assert set(listing(api, "My Files/dest")) == {"ünï & ß.txt"}
+    assert file_id(api, "My Files/dest/ünï & ß.txt") == identity
 
 
 def test_move_overwrite(dav: httpx.Client, api: httpx.Client) -> None:
@@ -296,11 +318,11 @@ def test_copy_out_of_a_snapshot_restores_old_content(dav: httpx.Client, portal: 
     assert len(snapshots) == 1
     old = snapshots[0] + "doc.txt"
     assert dav.get(old).content == b"version 1"
-    relocate_href = {"destination": url("My Files/doc.txt")}
-    assert dav.request("MOVE", old, headers=relocate_href).status_code == 403, "snapshots are read-only"
+    onto_live = {"destination": url("My Files/doc.txt")}
+    assert dav.request("MOVE", old, headers=onto_live).status_code == 403, "snapshots are read-only"
     assert dav.delete(old).status_code == 403
-    assert dav.request("COPY", old, headers={**relocate_href, "overwrite": "F"}).status_code == 412
-    assert dav.request("COPY", old, headers=relocate_href).status_code == 204
+    assert dav.request("COPY", old, headers={**onto_live, "overwrite": "F"}).status_code == 412
+    assert dav.request("COPY", old, headers=onto_live).status_code == 204
     assert dav.get(url("My Files/doc.txt")).content == b"version 1"
     assert dav.request("COPY", snapshots[0], headers={"destination": url("My Files/restored")}).status_code == 201
     assert dav.get(url("My Files/restored/doc.txt")).content == b"version 1"
