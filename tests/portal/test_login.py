@@ -7,25 +7,18 @@ test hook ``POST /portalfs/test/expire-sessions`` (the fixtures pass
 
 from __future__ import annotations
 
-import ssl
-import urllib.request
-
 import pytest
 from cterasdk import GlobalAdmin, ServicesPortal
 from cterasdk.exceptions.auth import AuthenticationError
 from cterasdk.exceptions.session import SessionExpired
 
 from tests.support.portal_process import PortalProcess
-from tests.support.sdk import admin_session, user_session
+from tests.support.sdk import admin_session, portal_hook, user_session
 
 
 def expire_sessions(portal: PortalProcess) -> None:
-    """Drop every session on the server (test hook)."""
-    context = ssl.create_default_context(cafile=str(portal.cert))
-    context.check_hostname = False
-    request = urllib.request.Request(f"{portal.url}/portalfs/test/expire-sessions", method="POST", data=b"")
-    with urllib.request.urlopen(request, context=context, timeout=10) as reply:
-        assert reply.status == 200
+    """Drop every session on the server."""
+    assert portal_hook(portal, "expire-sessions").startswith("expired ")
 
 
 def test_end_user_logs_in_and_sees_personal_folder(portal: PortalProcess) -> None:

@@ -9,6 +9,8 @@ client) so no test leaks a session or a socket, even when it fails.
 
 from __future__ import annotations
 
+import ssl
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -40,3 +42,13 @@ def admin_session(portal: PortalProcess, name: str = "root") -> Iterator[GlobalA
         yield client
     finally:
         client.logout()
+
+
+def portal_hook(portal: PortalProcess, name: str) -> str:
+    """Call ``POST /portalfs/test/<name>`` (``expire-sessions``, ``snapshot``); its reply text."""
+    context = ssl.create_default_context(cafile=str(portal.cert))
+    context.check_hostname = False  # the certificate names the host, the tests may use an IP
+    request = urllib.request.Request(f"{portal.url}/portalfs/test/{name}", method="POST", data=b"")
+    with urllib.request.urlopen(request, context=context, timeout=10) as reply:
+        assert reply.status == 200
+        return reply.read().decode()
