@@ -85,13 +85,18 @@ class Namespace:
         return Node((), ROOT)
 
     def resolve(self, path: list[str] | tuple[str, ...], *, include_deleted: bool = False) -> Node:
-        """The node at ``path``; :class:`NotFound` if there is none."""
+        """The node at ``path``; :class:`NotFound` if there is none.
+
+        With ``include_deleted`` any component may be a deleted item (a live
+        one of the same name wins): a listing with deleted items shows a
+        deleted folder's deleted contents, so their paths must resolve too,
+        or a client could not walk or restore what it was just shown.
+        """
         node = self.root()
-        for index, name in enumerate(path):
+        for name in path:
             if not name or name in (".", "..") or "/" in name or "\0" in name:
                 raise NotFound(f"no such path component {name!r}")
-            last = index == len(path) - 1
-            found = self.child(node, name, include_deleted=include_deleted and last)
+            found = self.child(node, name, include_deleted=include_deleted)
             if found is None:
                 raise NotFound("/".join(path))
             node = found

@@ -204,7 +204,9 @@ def _run_one(namespace: Namespace, name: str, pair: _Pair, handler: str | None, 
     parent_href = href(namespace.context, pair.src[:-1])
     try:
         if name == "restoreResources":
-            parent = namespace.resolve(pair.src[:-1])
+            # The folder may be deleted too (the listing showed this item inside
+            # it); restoring the item restores the deleted folders above it.
+            parent = namespace.resolve(pair.src[:-1], include_deleted=True)
             deleted = store.deleted_child(parent.item, pair.src[-1]) if parent.item and pair.src else None
             if deleted is None:
                 raise NotFound(pair.src_href)

@@ -153,6 +153,16 @@ def test_a_whole_folder_downloads_as_zip(alice: ServicesPortal, tmp_path: Path) 
     )
 
 
+def test_an_old_snapshot_of_a_folder_downloads_as_zip(alice: ServicesPortal, tmp_path: Path) -> None:
+    oldest = alice.files.versions(DOCUMENTS)[0]
+    saved = Path(alice.files.download(oldest.path, destination=str(tmp_path) + "/"))
+    with zipfile.ZipFile(saved) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    assert set(members) == {"Report.txt", "Budget.csv", "Old notes.txt", ODD_NAME}
+    assert members["Report.txt"].startswith(b"Quarterly report, first draft\n")
+    assert members["Old notes.txt"].startswith(b"Notes that will be deleted\n")
+
+
 def test_a_selection_downloads_as_zip(alice: ServicesPortal, tmp_path: Path) -> None:
     saved = Path(alice.files.download(DOCUMENTS, ["Report.txt", ODD_NAME], destination=str(tmp_path) + "/"))
     assert saved.name == "Documents.zip"

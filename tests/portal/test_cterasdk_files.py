@@ -227,3 +227,58 @@ def test_deleted_and_live_items_of_one_name(alice: ServicesPortal, tmp_path: Pat
 def test_delete_of_a_missing_item_fails(alice: ServicesPortal) -> None:
     with pytest.raises(DeleteError):
         alice.files.delete("My Files/never existed.txt")
+
+
+def test_walk_with_deleted_items_enters_deleted_folders(alice: ServicesPortal, observer: ServicesPortal) -> None:
+    alice.files.makedirs("My Files/old/inner")
+    put(alice, "My Files/old/inner/file.txt", b"f")
+    put(alice, "My Files/live.txt", b"l")
+    alice.files.delete("My Files/old")
+    walked = {str(entry.path.relative): entry.deleted for entry in observer.files.walk("My Files", include_deleted=True)}
+    assert walked == {
+        "My Files/live.txt": False,
+        "My Files/old": True,
+        "My Files/old/inner": True,
+        "My Files/old/inner/file.txt": True,
+    }
+    assert [str(entry.path.relative) for entry in observer.files.walk("My Files")] == ["My Files/live.txt"]
+
+
+def test_undelete_a_file_inside_a_deleted_folder(alice: ServicesPortal, observer: ServicesPortal, tmp_path: Path) -> None:
+    alice.files.makedirs("My Files/old/inner")
+    put(alice, "My Files/old/inner/wanted.txt", b"wanted")
+    put(alice, "My Files/old/inner/unwanted.txt", b"unwanted")
+    alice.files.delete("My Files/old")
+    alice.files.undelete("My Files/old/inner/wanted.txt")
+    assert names(observer, "My Files") == {"old": False}, "the folders above come back with it"
+    assert names(observer, "My Files/old/inner") == {"wanted.txt": False}
+    assert names(observer, "My Files/old/inner", include_deleted=True) == {"wanted.txt": False, "unwanted.txt": True}
+    assert fetch(observer, "My Files/old/inner/wanted.txt", tmp_path) == b"wanted"
+
+
+def test_names_that_need_encoding_survive_every_operation(
+    alice: ServicesPortal, observer: ServicesPortal, tmp_path: Path
+) -> None:
+    folder = "My Files/dir 100%+#é;'="
+    name = "50% +plus #hash;semi 'q' é=x,~y@z$.txt"
+    alice.files.mkdir(folder)
+    put(alice, f"{folder}/{name}", b"odd bytes")
+    assert names(observer, folder) == {name: False}
+    assert fetch(observer, f"{folder}/{name}", tmp_path) == b"odd bytes"
+    alice.files.rename(f"{folder}/{name}", "ren %2F +.txt")
+    assert names(observer, folder) == {"ren %2F +.txt": False}, "an escape in a name is just characters"
+    alice.files.mkdir("My Files/copies")
+    alice.files.copy(folder, destination="My Files/copies")
+    copied = f"My Files/copies/{folder.split('/')[1]}/ren %2F +.txt"
+    assert fetch(observer, copied, tmp_path) == b"odd bytes"
+    alice.files.delete(copied)
+    assert names(observer, f"My Files/copies/{folder.split('/')[1]}", include_deleted=True) == {"ren %2F +.txt": True}
+    alice.files.undelete(copied)
+    assert fetch(observer, copied, tmp_path) == b"odd bytes"
+
+
+def test_a_numeric_name_keeps_its_path(alice: ServicesPortal, tmp_path: Path) -> None:
+    put(alice, "My Files/2024.01", b"numeric")
+    (entry,) = alice.files.listdir("My Files")
+    assert str(entry.path.relative) == "My Files/2024.01"  # the SDK guesses the *name* is a float; paths come from href
+    assert fetch(alice, "My Files/2024.01", tmp_path) == b"numeric"
