@@ -117,6 +117,16 @@ def test_download_returns_the_current_bytes(alice: ServicesPortal, tmp_path: Pat
     assert len(png) == alice.files.properties("My Files/Photos/IMG_1003.png").size
 
 
+def test_a_large_file_downloads_whole(alice: ServicesPortal, tmp_path: Path) -> None:
+    data = download_bytes(alice, "My Files/Large files/large-1.bin", tmp_path)
+    assert len(data) == 8 << 20
+    saved = Path(alice.files.download("My Files/Large files", ["large-1.bin"], destination=str(tmp_path) + "/"))
+    assert saved.name == "large-1.zip"
+    with zipfile.ZipFile(saved) as archive:
+        assert archive.namelist() == ["large-1.bin"]
+        assert archive.read("large-1.bin") == data, "the ZIP and the plain download agree byte for byte"
+
+
 def test_versions_lead_to_older_bytes(alice: ServicesPortal, tmp_path: Path) -> None:
     versions = alice.files.versions(REPORT)
     assert [version.current for version in versions] == [False, False, True]

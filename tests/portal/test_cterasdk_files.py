@@ -9,6 +9,7 @@ so a reply that merely *claims* success does not pass.
 from __future__ import annotations
 
 import io
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,14 @@ def test_upload_file_into_a_folder_keeps_its_name(
     assert alice.files.upload_file(str(local), "My Files/Docs") == f"My Files/Docs/{ODD_NAME}"
     assert names(observer, "My Files/Docs") == {local.name: False}
     assert fetch(observer, f"My Files/Docs/{local.name}", tmp_path) == local.read_bytes()
+
+
+def test_a_multi_megabyte_file_round_trips(alice: ServicesPortal, observer: ServicesPortal, tmp_path: Path) -> None:
+    local = tmp_path / "big.bin"
+    local.write_bytes(random.Random(7).randbytes(5 * 1024 * 1024 + 123))
+    alice.files.upload_file(str(local), "My Files")
+    assert observer.files.properties("My Files/big.bin").size == local.stat().st_size
+    assert fetch(observer, "My Files/big.bin", tmp_path) == local.read_bytes()
 
 
 def test_upload_from_a_file_object(alice: ServicesPortal, tmp_path: Path) -> None:
