@@ -191,7 +191,6 @@ def test_search_by_extension(alice: ServicesPortal) -> None:
 def test_users_see_only_their_own_files(sample_portal: PortalProcess, tmp_path: Path) -> None:
     with user_session(sample_portal, "bob") as bob:
         assert [entry.name for entry in bob.files.listdir("/")] == ["My Files"]
-        alice_report = None
         with user_session(sample_portal, "alice") as alice:
             alice_report = download_bytes(alice, REPORT, tmp_path)
             alice_volume = alice.files.properties("My Files").volume.id

@@ -96,6 +96,10 @@ def test_mkdir_refusals_carry_the_right_cause(alice: ServicesPortal) -> None:
     with pytest.raises(CreateDirectoryError) as reserved:
         alice.files.mkdir("My Files/CON")
     assert isinstance(reserved.value.__cause__, ReservedNameError)
+    with pytest.raises(CreateDirectoryError) as snapshots:
+        alice.files.mkdir("My Files/.snapshots")
+    assert isinstance(snapshots.value.__cause__, ReservedNameError), "the name where snapshots appear"
+    alice.files.mkdir("My Files/Reports/.snapshots")  # reserved only at the top of a cloud folder
     assert names(alice, "My Files") == {"Reports": False}
 
 
