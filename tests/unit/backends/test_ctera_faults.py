@@ -166,7 +166,10 @@ async def test_stale_version_from_size_and_from_etag(fake: FakePortal, autojump_
             await backend.read(entry, 0, 10)
 
         fresh = await backend.stat(("My Files", "data.bin"))
-        fake.replace_file("My Files/data.bin", CONTENT * 2)  # size changes before the first read
+        assert fresh.version == entry.version + "#1"  # the listing alone cannot tell them apart
+        assert await backend.read(fresh, 0, 10) == CONTENT[::-1][:10]
+        fresh = await backend.stat(("My Files", "data.bin"))
+        fake.replace_file("My Files/data.bin", CONTENT * 2)  # a bigger version
         with pytest.raises(StaleVersion):
             await backend.read(fresh, 0, 10)
         assert backend.statistics().stale_versions == 2

@@ -172,7 +172,7 @@ class CteraBackend:
             raise NotFound(f"{what}: no such folder")
         if not self._entry(reply.root, path, href, what).is_dir:
             raise NotADirectory(f"{what}: not a folder")
-        entries = child_entries(reply, path, self.context)
+        entries = [self._reader.refine(entry) for entry in child_entries(reply, path, self.context)]
         self._counters.rejected_entries += len(reply.items) - len(entries)
         # An empty page ends the listing whatever hasMore says (spec §4.2), so a
         # portal that always says "more" cannot keep a reader looping.
@@ -180,7 +180,7 @@ class CteraBackend:
 
     def _entry(self, info: Obj, path: Path, href: str, what: str) -> RemoteEntry:
         try:
-            return entry_of(info, path, href=href)
+            return self._reader.refine(entry_of(info, path, href=href))
         except XmlDecodeError as exc:
             raise ProtocolError(f"{what}: undecodable item ({exc})") from None
 

@@ -30,6 +30,11 @@ listing's ``version`` is only as fine as ``size`` and a one-second
   (after checking the ``*/size`` the server reports).  Reads at or past
   ``entry.size`` return ``b""`` without a request.
 
+When the ETag shows that an unchanged listing version now hides other
+content (two same-size uploads within one second), later entries with that
+version get a ``#<epoch>`` suffix (:class:`VersionEpochs`), so the re-stat
+after the StaleVersion yields a version the cache has never seen.
+
 ETag bindings live in a bounded LRU keyed by ``(object_id, version, path)``:
 the path is part of the key because a snapshot copy and the live file may
 share id and version but are served by different URLs.
@@ -37,21 +42,22 @@ share id and version but are served by different URLs.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import logging
 import re
 from collections import OrderedDict
-from contextlib import aclosing
 
 import httpx
 
 from vfs.backends.base import IsADirectory, ProtocolError, RemoteEntry, StaleVersion
+from vfs.backends.ctera.bodies import receive
 from vfs.backends.ctera.counters import RequestKind
-from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
+from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status
 from vfs.backends.ctera.paths import href_of
 from vfs.backends.ctera.session import Session
 
-__all__ = ["DEFAULT_MAX_OVERREAD", "MTIME_TOLERANCE", "RangeReader"]
+__all__ = ["DEFAULT_MAX_OVERREAD", "MTIME_TOLERANCE", "RangeReader", "VersionEpochs"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,8 @@ DEFAULT_MAX_OVERREAD = 64 << 20
 MTIME_TOLERANCE = 2.0
 #: How many ETag bindings are remembered.
 ETAG_BINDINGS = 16384
+#: How many ambiguous listing versions are remembered.
+EPOCHS = 4096
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
 
@@ -74,6 +82,7 @@ class RangeReader:
         self._session = session
         self._max_overread = max_overread
         self._etags: OrderedDict[BindingKey, str] = OrderedDict()
+        self._epochs = VersionEpochs()
 
     async def read(self, entry: RemoteEntry, offset: int, length: int) -> bytes:
         """One attempt at reading ``length`` bytes of ``entry`` from ``offset``."""
@@ -131,6 +140,15 @@ class RangeReader:
         log.info("%s: stale version %s of /%s: %s", what, entry.version, "/".join(entry.path), why)
         return StaleVersion(f"{what}: the portal holds another version now ({why})")
 
+    def _ambiguous(self, entry: RemoteEntry, what: str, etag: str | None, bound: str) -> StaleVersion:
+        """Stale by ETag: the listing's version string no longer tells versions apart."""
+        self._epochs.bump(entry)
+        return self._stale(entry, what, f"ETag {etag}, expected {bound}")
+
+    def refine(self, entry: RemoteEntry) -> RemoteEntry:
+        """``entry`` with its version refined by what reads have learnt (see :class:`VersionEpochs`)."""
+        return self._epochs.refine(entry)
+
     def _check_partial(
         self, response: httpx.Response, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str
     ) -> int:
@@ -142,7 +160,7 @@ class RangeReader:
         if total != "*" and int(total) != entry.size:
             raise self._stale(entry, what, f"size {total}, expected {entry.size}")
         if bound is not None and etag is not None and etag != bound:
-            raise self._stale(entry, what, f"ETag {etag}, expected {bound}")
+            raise self._ambiguous(entry, what, etag, bound)
         if first > offset:
             raise ProtocolError(f"{what}: asked for bytes from {offset}, got a range from {first}")
         return offset - first
@@ -153,7 +171,7 @@ class RangeReader:
         """Validate a 200 (the whole file); the number of leading bytes to discard."""
         if bound is not None and etag != bound:
             # If-Range did its job: the server's content is no longer the bound one.
-            raise self._stale(entry, what, f"ETag {etag}, expected {bound}")
+            raise self._ambiguous(entry, what, etag, bound)
         declared = response.headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) != entry.size:
             raise self._stale(entry, what, f"size {declared.strip()}, expected {entry.size}")
@@ -183,19 +201,22 @@ class RangeReader:
         """``wanted`` bytes of the body after discarding ``skip``; fewer if it ends first."""
         counters = self._session.counters
         data = bytearray()
-        try:
-            async with aclosing(response.aiter_bytes()) as chunks:
-                async for chunk in chunks:
-                    counters.content_bytes += len(chunk)
-                    counters.bytes_received += len(chunk)
-                    if skip:
-                        dropped = min(skip, len(chunk))
-                        chunk, skip = chunk[dropped:], skip - dropped
-                    data += chunk
-                    if len(data) >= wanted:
-                        break  # the rest is not wanted: closing the stream drops the connection
-        except httpx.TransportError as exc:
-            raise from_transport(exc, what=what, url=self._session.url) from exc
+        to_skip = skip
+
+        def take(chunk: bytes) -> bool:
+            nonlocal to_skip
+            counters.content_bytes += len(chunk)
+            counters.bytes_received += len(chunk)
+            if to_skip:
+                dropped = min(to_skip, len(chunk))
+                chunk, to_skip = chunk[dropped:], to_skip - dropped
+            data.extend(chunk)
+            # Stop once *more* than wanted has arrived: a body of exactly the wanted size
+            # (every 206) ends by itself and its connection goes back to the pool; only
+            # the surplus of a whole-file reply makes us drop the connection.
+            return len(data) <= wanted
+
+        await receive(response, take, what=what, url=self._session.url)
         del data[wanted:]
         return bytes(data)
 
@@ -204,6 +225,45 @@ class RangeReader:
         self._etags.move_to_end(key)
         while len(self._etags) > ETAG_BINDINGS:
             self._etags.popitem(last=False)
+
+
+class VersionEpochs:
+    """Listing versions that an ETag proved ambiguous, and how many times.
+
+    The listing's version (``fileId:size:lastmodified``) cannot tell apart two
+    uploads of the same size within one second; the ETag can.  When a read
+    finds another ETag behind an unchanged version string, the string is
+    "bumped": from then on every entry this backend describes with that
+    string gets a ``#<epoch>`` suffix, so the re-stat that follows a
+    StaleVersion yields a *new* version, and the cache above (keyed by
+    version) starts afresh instead of mixing blocks of two versions.
+    Remembered in memory only, for the most recent :data:`EPOCHS` versions.
+    """
+
+    def __init__(self) -> None:
+        self._epochs: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def bump(self, entry: RemoteEntry) -> None:
+        key = (entry.object_id, _base_version(entry.version))
+        self._epochs[key] = max(self._epochs.get(key, 0), _epoch_of(entry.version)) + 1
+        self._epochs.move_to_end(key)
+        while len(self._epochs) > EPOCHS:
+            self._epochs.popitem(last=False)
+
+    def refine(self, entry: RemoteEntry) -> RemoteEntry:
+        epoch = self._epochs.get((entry.object_id, entry.version))
+        if not epoch:
+            return entry
+        return dataclasses.replace(entry, version=f"{entry.version}#{epoch}")
+
+
+def _base_version(version: str) -> str:
+    return version.split("#", 1)[0]
+
+
+def _epoch_of(version: str) -> int:
+    _, _, epoch = version.partition("#")
+    return int(epoch) if epoch.isdigit() else 0
 
 
 def _strong_etag(header: str | None) -> str | None:

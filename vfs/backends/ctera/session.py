@@ -34,7 +34,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
@@ -42,6 +42,7 @@ import httpx
 import trio
 
 from vfs.backends.base import AuthenticationFailed, PermissionDenied, ProtocolError
+from vfs.backends.ctera.bodies import receive
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
 
@@ -234,15 +235,15 @@ class Session:
     async def read_body(self, response: httpx.Response, *, what: str, limit: int) -> bytes:
         """The whole body of a streamed response, refusing more than ``limit`` bytes."""
         body = bytearray()
-        try:
-            async with aclosing(response.aiter_bytes()) as chunks:
-                async for chunk in chunks:
-                    self.counters.bytes_received += len(chunk)
-                    body += chunk
-                    if len(body) > limit:
-                        raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
-        except httpx.TransportError as exc:
-            raise from_transport(exc, what=what, url=self.url) from exc
+
+        def take(chunk: bytes) -> bool:
+            self.counters.bytes_received += len(chunk)
+            body.extend(chunk)
+            if len(body) > limit:
+                raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
+            return True
+
+        await receive(response, take, what=what, url=self.url)
         return bytes(body)
 
     async def _send(

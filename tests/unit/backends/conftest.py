@@ -1,0 +1,67 @@
+"""Backends logged in to the real reference portal, and plain-httpx helpers to compare with.
+
+The plain helpers (``tests.support.portal_http``) are synchronous; they run in
+a worker thread so the trio loop of the test stays responsive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import pytest
+import trio
+
+from tests.support import portal_http
+from tests.support.portal_process import PortalProcess
+from vfs.backends.ctera import CteraBackend, open_ctera_backend
+
+T = TypeVar("T")
+
+
+def connect(portal: PortalProcess, user: str = "alice", **kwargs: object):
+    """``open_ctera_backend`` for ``user`` on ``portal``, trusting its certificate."""
+    admin = user in portal.admins
+    password = portal.admins[user] if admin else portal.users[user]
+    kwargs.setdefault("ca_file", portal.cert)
+    return open_ctera_backend(portal.url, user, password, admin=admin, **kwargs)
+
+
+@pytest.fixture
+async def alice(sample_portal: PortalProcess) -> AsyncIterator[CteraBackend]:
+    """Alice on the sample portal (read-only use)."""
+    async with connect(sample_portal) as backend:
+        yield backend
+
+
+@pytest.fixture
+async def root(sample_portal: PortalProcess) -> AsyncIterator[CteraBackend]:
+    """The global administrator on the sample portal, in ``/admin``."""
+    async with connect(sample_portal, "root") as backend:
+        yield backend
+
+
+async def in_thread(function: Callable[..., T], *args: object) -> T:
+    return await trio.to_thread.run_sync(lambda: function(*args))
+
+
+def download(portal: PortalProcess, path: str, user: str = "alice") -> bytes:
+    """The whole content of ``path`` fetched with plain httpx (no Range)."""
+    context = portal_http.SERVICES if user in portal.users else "/admin"
+    with portal_http.logged_in(portal, user, context) as http:
+        reply = http.get(portal_http.webdav_url(path, context))
+        assert reply.status_code == 200, reply.text
+        return reply.content
+
+
+def upload(portal: PortalProcess, path: str, content: bytes, user: str = "alice") -> None:
+    """Upload ``content`` as ``path`` (spec §4.6 multipart), which must succeed."""
+    with portal_http.logged_in(portal, user) as http:
+        portal_http.put(http, portal, path, content)
+
+
+def expire_sessions(portal: PortalProcess) -> None:
+    """The portal's test hook: forget every session now."""
+    with portal_http.client(portal) as http:
+        reply = http.post("/portalfs/test/expire-sessions")
+        assert reply.status_code == 200, reply.text
