@@ -7,12 +7,15 @@ test hook ``POST /portalfs/test/expire-sessions`` (the fixtures pass
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 from cterasdk import GlobalAdmin, ServicesPortal
 from cterasdk.exceptions.auth import AuthenticationError
 from cterasdk.exceptions.session import SessionExpired
 
-from tests.support.portal_process import PortalProcess
+from tests.support.portal_process import PortalProcess, running_portal
 from tests.support.sdk import admin_session, portal_hook, user_session
 
 
@@ -88,6 +91,17 @@ def test_expired_admin_session_raises_too(portal: PortalProcess) -> None:
             list(admin.files.listdir("Users"))
         admin.login("root", portal.admins["root"])
         assert admin.files.exists("Users/alice/My Files")
+
+
+def test_an_idle_session_times_out(tmp_path: Path) -> None:
+    with running_portal(tmp_path / "data", "--session-timeout", "2") as portal:
+        with user_session(portal, "alice") as user:
+            for _ in range(2):  # 2.4 s in all, but never 2 s idle: each request renews the session
+                time.sleep(1.2)
+                assert user.files.exists("My Files")
+            time.sleep(2.5)
+            with pytest.raises(SessionExpired):
+                user.files.exists("My Files")
 
 
 def test_expiry_hits_every_session(portal: PortalProcess) -> None:
