@@ -73,6 +73,8 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Store:
+    """Writer job: write ``payload`` as the file of ``entry`` and insert its row."""
+
     key: BlockKey
     entry: _Entry
     payload: bytes
@@ -80,6 +82,8 @@ class _Store:
 
 @dataclass(slots=True)
 class _Delete:
+    """Writer job: unlink a block file and delete its row."""
+
     key: BlockKey
     name: str
 
@@ -328,7 +332,22 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
     """Open the tier in ``config.disk_dir``; on a clean exit, drain the queue."""
     assert config.disk_dir is not None
     root: Path = config.disk_dir
-    index, rows = await trio.to_thread.run_sync(open_index, root, config.block_size)
+    opened: tuple[DiskIndex, list[IndexRow]] | None = None
+
+    def open_in_thread() -> None:
+        nonlocal opened
+        opened = open_index(root, config.block_size)
+
+    try:
+        # Not abandonable: if we are cancelled meanwhile, the thread still
+        # finishes and we close what it opened instead of leaking the lock.
+        await trio.to_thread.run_sync(open_in_thread)
+    except BaseException:
+        if opened is not None:
+            opened[0].close()
+        raise
+    assert opened is not None
+    index, rows = opened
     try:
         tier = DiskTier(config, counters, index, rows)
         async with trio.open_nursery() as nursery:
@@ -340,5 +359,8 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
         # Only reached on a clean exit: save what is queued and the LRU order.
         await tier.write_batch()
     finally:
-        index.close()
+        # Closing checkpoints the WAL, which is disk I/O: do it in a thread,
+        # shielded because it is short and must happen however we leave.
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(index.close)
 

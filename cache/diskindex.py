@@ -8,16 +8,15 @@ file to learn which block it holds, and it could not recover the LRU order
 few hundred bytes per block loads 10 GiB of 1 MiB blocks in milliseconds,
 commits batches atomically, and is in the standard library.
 
-Crash consistency, given that files and rows cannot change together:
-
-* a block file is renamed into place *before* its row is inserted, and a row
-  is deleted *before* its file is unlinked, so a crash leaves at worst a file
-  without a row;
-* ``open_index`` reconciles both ways: files without a row (and leftovers in
-  ``tmp/``) are deleted, rows without a file or with a file of the wrong size
-  are dropped. Damage inside a file is left to the checksum on read.
-* WAL with ``synchronous=NORMAL``: a power loss may roll back the last
-  commits, which only produces files without rows — see above.
+Crash consistency, given that files and rows cannot change together: the
+writer changes the files of a batch first and then commits the batch's rows
+in one transaction. A crash in between leaves files without rows (new
+blocks) or rows without files (deleted blocks); ``open_index`` reconciles
+both ways: files without a row (and leftovers in ``tmp/``) are deleted, rows
+without a file or with a file of the wrong size are dropped. Damage inside a
+file is left to the checksum on read. WAL with ``synchronous=NORMAL`` may
+lose the last commits on a power loss, which only leaves more of the same
+mismatches.
 
 The directory is created mode 0700 (an existing one with group/other bits is
 fixed, with a warning) and must belong to us: block files are only as
@@ -25,8 +24,9 @@ trustworthy as the directory that holds them. An exclusive ``flock`` on
 ``lock`` keeps a second process from sharing the directory, which would
 corrupt both budgets.
 
-A change of ``block_size`` or of the schema empties the cache instead of
-migrating it: blocks are cheap to refetch.
+A change of ``block_size`` or of the schema, or an index SQLite cannot
+read, empties the cache instead of migrating or repairing it: blocks are
+cheap to refetch, and block files without rows are swept by the reconcile.
 
 Everything here blocks; the disk tier calls it from worker threads, one call
 at a time, so one connection with ``check_same_thread=False`` is safe.
@@ -145,16 +145,27 @@ def open_index(root: Path, block_size: int) -> tuple[DiskIndex, list[IndexRow]]:
         os.close(lock_fd)
         raise CacheDirectoryError(f"cache directory {root} is in use by another process") from None
     try:
-        db = sqlite3.connect(root / INDEX_FILE, isolation_level=None, check_same_thread=False)
         try:
-            rows = _load(root, db, block_size)
-        except BaseException:
-            db.close()
-            raise
+            db, rows = _connect(root, block_size)
+        except sqlite3.DatabaseError as exc:
+            # A damaged index is no reason to refuse to mount: start afresh.
+            log.warning("cache index in %s is unusable (%s); emptying the cache", root, exc)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                (root / (INDEX_FILE + suffix)).unlink(missing_ok=True)
+            db, rows = _connect(root, block_size)
     except BaseException:
         os.close(lock_fd)
         raise
     return DiskIndex(root, db, lock_fd), rows
+
+
+def _connect(root: Path, block_size: int) -> tuple[sqlite3.Connection, list[IndexRow]]:
+    db = sqlite3.connect(root / INDEX_FILE, isolation_level=None, check_same_thread=False)
+    try:
+        return db, _load(root, db, block_size)
+    except BaseException:
+        db.close()
+        raise
 
 
 def _load(root: Path, db: sqlite3.Connection, block_size: int) -> list[IndexRow]:

@@ -138,9 +138,6 @@ class FlightTable:
         """The flight fetching ``key``, if any."""
         return self._flights.get(key)
 
-    def __len__(self) -> int:
-        return len({id(f) for f in self._flights.values()})
-
     def start(self, key: ObjectKey, first: int, count: int, fetch: Fetch) -> Flight:
         """Fetch blocks ``first .. first+count-1`` for a reader (queues for a token)."""
         flight = Flight(key, first, count, fetch, False)

@@ -52,6 +52,8 @@ class FakeSource:
                 await self.gate.wait()
             if self.delay:
                 await trio.sleep(self.delay)
+            else:
+                await trio.lowlevel.checkpoint()  # a real fetch always yields
             if self.failures:
                 raise self.failures.pop(0)
             if offset in self.fail_at:
