@@ -264,16 +264,23 @@ async def open_block_cache(config: CacheConfig) -> AsyncIterator[BlockCache]:
         disk = None
         if config.disk_dir is not None:
             disk = await stack.enter_async_context(open_disk_tier(config, counters))
+        body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             cache = BlockCache(config, counters, disk, nursery)
             try:
                 yield cache
-            except BaseException:
+            except BaseException as exc:
+                # Re-raised below, outside the nursery, so that the caller
+                # gets its own exception back rather than wrapped in an
+                # ExceptionGroup by a nursery it never asked for.
+                body_error = exc
                 cache._closed = True
                 nursery.cancel_scope.cancel()
-                raise
-            # A clean exit: stop the network, but let flights that already
-            # have their bytes hand them to the disk tier (a bounded amount
-            # of local work) so that a remount finds them.
-            cache._closed = True
-            cache._flights.cancel_fetches()
+            else:
+                # A clean exit: stop the network, but let flights that already
+                # have their bytes hand them to the disk tier (a bounded amount
+                # of local work) so that a remount finds them.
+                cache._closed = True
+                cache._flights.cancel_fetches()
+        if body_error is not None:
+            raise body_error

@@ -350,13 +350,17 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
     index, rows = opened
     try:
         tier = DiskTier(config, counters, index, rows)
+        body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tier.run_writer)
             try:
                 yield tier
-            finally:
-                nursery.cancel_scope.cancel()
-        # Only reached on a clean exit: save what is queued and the LRU order.
+            except BaseException as exc:
+                body_error = exc  # re-raised outside the nursery: not wrapped in a group
+            nursery.cancel_scope.cancel()
+        if body_error is not None:
+            raise body_error
+        # A clean exit: save what is still queued and the LRU order.
         await tier.write_batch()
     finally:
         # Closing checkpoints the WAL, which is disk I/O: do it in a thread,
