@@ -7,7 +7,8 @@ a worker thread so the trio loop of the test stays responsive.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -19,7 +20,7 @@ from vfs.backends.ctera import CteraBackend, open_ctera_backend
 T = TypeVar("T")
 
 
-def connect(portal: PortalProcess, user: str = "alice", **kwargs: object):
+def connect(portal: PortalProcess, user: str = "alice", **kwargs: Any) -> AbstractAsyncContextManager[CteraBackend]:
     """``open_ctera_backend`` for ``user`` on ``portal``, trusting its certificate."""
     admin = user in portal.admins
     password = portal.admins[user] if admin else portal.users[user]

@@ -152,7 +152,8 @@ class FakePortal:
         if depth == "0" or path in self.files:
             return obj("FetchResourcesResp", root=root, items=None, hasMore=False, errorType=None)
         names = sorted({p[len(path)] for p in self.files if len(p) > len(path) and p[: len(path)] == path})
-        items = [self.info((*path, name)) for name in names] + self.extra_items.get(path, [])
+        items: list[ctera_xml.Value] = [self.info((*path, name)) for name in names]
+        items += self.extra_items.get(path, [])
         page = items[start : start + limit]
         return obj("FetchResourcesResp", root=root, items=page, hasMore=start + limit < len(items), errorType=None)
 

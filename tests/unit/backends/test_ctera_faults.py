@@ -9,8 +9,10 @@ runs on trio's ``MockClock`` (autojump), so backoff costs no real time.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -27,15 +29,15 @@ from vfs.backends.base import (
 )
 from vfs.backends.ctera import CteraBackend, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
-from wire.ctera_xml import obj
+from wire.ctera_xml import Obj, obj
 
 URL = "https://portal.test"
 CONTENT = bytes(range(256)) * 64  # 16 KiB, every offset distinguishable
 
 
 @asynccontextmanager
-async def backend_for(portal: FakePortal, **kwargs: object) -> AsyncIterator[CteraBackend]:
-    kwargs.setdefault("retry", RetryPolicy(max_attempts=6, budget=30.0, rng=__import__("random").Random(1)))
+async def backend_for(portal: FakePortal, **kwargs: Any) -> AsyncIterator[CteraBackend]:
+    kwargs.setdefault("retry", RetryPolicy(max_attempts=6, budget=30.0, rng=random.Random(1)))
     async with open_ctera_backend(URL, portal.user, portal.password, transport=portal.transport(), **kwargs) as backend:
         yield backend
 
@@ -196,7 +198,7 @@ async def test_hostile_listing_entries_are_skipped_and_logged(
     folder = ("My Files",)
     ctx = fake.context
 
-    def hostile(name: str, href: str) -> object:
+    def hostile(name: str, href: str) -> Obj:
         return resource_info(ctx, (), is_folder=False, size=1, file_id=9, name=name, href=href)
 
     fake.extra_items[folder] = [
@@ -259,7 +261,7 @@ async def test_malformed_xml_is_a_protocol_error(fake: FakePortal, autojump_cloc
 
 
 async def test_hostile_snapshot_references_are_skipped(fake: FakePortal, autojump_clock: MockClock) -> None:
-    def snapshot(url: str, path: str, stamp: str, current: bool = False) -> object:
+    def snapshot(url: str, path: str, stamp: str, current: bool = False) -> Obj:
         return obj("SnapshotResp", url=url, path=path, startTimestamp=stamp, calculatedTimestamp=stamp, current=current)
 
     fake.snapshots = [

@@ -72,6 +72,7 @@ async def test_an_untrusted_certificate_is_a_clear_tls_error(sample_portal: Port
                 async with connect(sample_portal, ca_file=ca_file):
                     pass
         assert "TLS certificate verification failed" in str(caught.value)
+        assert "\n" not in str(caught.value)
 
 
 async def test_insecure_works_and_warns_loudly_once(

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import http.cookiejar
+import urllib.request
 import logging
 import ssl
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def _warn_insecure() -> None:
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:  # type: ignore[override]
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         return False
 
 
