@@ -115,10 +115,16 @@ class RemoteEntry:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a folder listing."""
+    """One page of a folder listing.
+
+    ``next_start`` is where the next page starts; it may exceed ``start +
+    len(entries)`` when the backend skipped entries it refused (hostile
+    names).  None means ``start + len(entries)``.
+    """
 
     entries: Sequence[RemoteEntry]
     has_more: bool
+    next_start: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
