@@ -12,6 +12,7 @@ client, including the vendor SDK, sees the reason.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class HttpError(Exception):
         self.rc = rc
 
     def response(self) -> Response:
-        body = ctera_xml.encode(ctera_xml.obj("ErrorInfo", rc=self.rc, msg=self.message))
+        body = encode_reply(ctera_xml.obj("ErrorInfo", rc=self.rc, msg=self.message))
         return Response(self.status, body, content_type="text/xml; charset=utf-8", headers=self.headers)
 
 
@@ -231,7 +232,23 @@ async def _close_stream(body: bytes | AsyncIterable[bytes]) -> None:
 
 
 def xml_response(value: ctera_xml.Value, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
-    return Response(status, ctera_xml.encode(value), content_type="text/xml; charset=utf-8", headers=list(headers))
+    return Response(status, encode_reply(value), content_type="text/xml; charset=utf-8", headers=list(headers))
+
+
+#: Characters XML 1.0 cannot carry at all, not even as character references.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def encode_reply(value: ctera_xml.Value) -> bytes:
+    """A reply document that always parses.
+
+    Replies echo what clients sent (a task's failure names the path it could
+    not find, an error repeats a bad parameter), and a decoded path may hold
+    NUL or other characters XML cannot express; one of them would make the
+    whole reply unreadable.  They become U+FFFD.  Markup is ASCII, so only
+    text is touched; stored names never contain such characters.
+    """
+    return _NOT_XML.sub("\ufffd", ctera_xml.encode_text(value)).encode("utf-8")
 
 
 def text_response(text: str, status: int = 200) -> Response:

@@ -49,24 +49,27 @@ def exchange(portal: PortalProcess, data: bytes, *, timeout: float = 30.0) -> Ra
     """Send ``data`` on a new connection and read the reply to it."""
     with connect(portal, timeout) as sock:
         sock.sendall(data)
-        return read_reply(sock)
+        return read_reply(sock, head=data.startswith(b"HEAD "))
 
 
-def read_reply(sock: socket.socket) -> RawReply:
+def read_reply(sock: socket.socket, *, head: bool = False) -> RawReply:
+    """One reply; ``head``: it answers a HEAD, so it has no body whatever its headers say."""
     buffer = bytearray()
     while b"\r\n\r\n" not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
             raise ConnectionError(f"connection closed before a full reply head: {bytes(buffer)!r}")
         buffer += chunk
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    reply_head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    status_line, *header_lines = reply_head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
     headers: dict[str, str] = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     body = bytearray(rest)
+    if head or status in (204, 304) or 100 <= status < 200:
+        return RawReply(status, headers, b"")
     if "content-length" in headers:
         wanted = int(headers["content-length"])
         while len(body) < wanted:
