@@ -56,7 +56,8 @@ class CorruptBlock(Exception):
 
 def block_name(key: BlockKey) -> str:
     """The file name of a block: a hash, so any object id is a safe name."""
-    raw = "\0".join((key.object_id, key.version, str(key.index)))
+    # Length-prefixed, so no choice of id and version can collide with another.
+    raw = f"{len(key.object_id)}:{key.object_id}{len(key.version)}:{key.version}{key.index}"
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -316,3 +316,11 @@ async def test_two_caches_cannot_share_a_directory(disk_dir: Path) -> None:
                 pass
     async with open_block_cache(disk_config(disk_dir)):
         pass  # the lock went with the first cache
+
+
+def test_block_names_cannot_collide_across_id_and_version() -> None:
+    names = {blockfile.block_name(k) for k in (
+        block_key(ObjectKey("a\0b", "c", 1), 0), block_key(ObjectKey("a", "b\0c", 1), 0),
+        block_key(ObjectKey("a1", "", 1), 0), block_key(ObjectKey("a", "1", 1), 0),
+        block_key(ObjectKey("a", "v", 1), 10), block_key(ObjectKey("a", "v1", 1), 0))}
+    assert len(names) == 6
