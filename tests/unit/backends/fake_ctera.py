@@ -147,8 +147,13 @@ class FakePortal:
         limit = ctera_xml.as_int(param.get("limit")) or 100
         root = self.info(path)
         if root is None:
-            return obj("FetchResourcesResp", root=None, items=[], hasMore=False,
-                       errorType=None if depth == "0" else "DestinationNotExists")
+            return obj(
+                "FetchResourcesResp",
+                root=None,
+                items=[],
+                hasMore=False,
+                errorType=None if depth == "0" else "DestinationNotExists",
+            )
         if depth == "0" or path in self.files:
             return obj("FetchResourcesResp", root=root, items=None, hasMore=False, errorType=None)
         names = sorted({p[len(path)] for p in self.files if len(p) > len(path) and p[: len(path)] == path})
@@ -244,6 +249,8 @@ def xml(value: ctera_xml.Value, status: int = 200) -> httpx.Response:
     return httpx.Response(status, content=ctera_xml.encode(value), headers={"content-type": "text/xml"})
 
 
-def error_response(status: int, message: str = "injected failure", headers: dict[str, str] | None = None) -> httpx.Response:
+def error_response(
+    status: int, message: str = "injected failure", headers: dict[str, str] | None = None
+) -> httpx.Response:
     body = ctera_xml.encode(obj("ErrorInfo", rc=-1, msg=message))
     return httpx.Response(status, content=body, headers={"content-type": "text/xml", **(headers or {})})

@@ -19,7 +19,12 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from tests.unit.backends.fake_ctera import FakePortal, error_response, resource_info, xml
+from tests.unit.backends.fake_ctera import (
+    FakePortal,
+    error_response,
+    resource_info,
+    xml,
+)
 from vfs.backends.base import (
     NotFound,
     PermissionDenied,
@@ -266,7 +271,9 @@ async def test_hostile_snapshot_references_are_skipped(fake: FakePortal, autojum
 
     fake.snapshots = [
         snapshot("/ServicesPortal/webdav/My Files", "/notes.txt", "2025-03-14T09:30:00.250+01:00", current=True),
-        snapshot("/ServicesPortal/webdav/My%20Files/.snapshots/2025-03-10T00%3A00%3A00", "/notes.txt", "2025-03-10T00:00:07"),
+        snapshot(
+            "/ServicesPortal/webdav/My%20Files/.snapshots/2025-03-10T00%3A00%3A00", "/notes.txt", "2025-03-10T00:00:07"
+        ),
         snapshot("/ServicesPortal/webdav/My%20Files/.snapshots/x", "/../../etc/passwd", "2025-03-11T00:00:00"),
         snapshot("/elsewhere/webdav/My%20Files", "/notes.txt", "2025-03-12T00:00:00"),
         snapshot("/ServicesPortal/webdav/My%20Files/", "/no-time.txt", ""),
@@ -313,7 +320,9 @@ async def test_expiry_is_renewed_once_for_many_concurrent_tasks(fake: FakePortal
         assert fake.count("login") == 2
 
 
-async def test_persistent_refusal_after_relogin_is_permission_denied(fake: FakePortal, autojump_clock: MockClock) -> None:
+async def test_persistent_refusal_after_relogin_is_permission_denied(
+    fake: FakePortal, autojump_clock: MockClock
+) -> None:
     async with backend_for(fake) as backend:
         await backend.stat(("My Files",))
         fake.fail_next("execute", 401, 401)

@@ -49,8 +49,11 @@ async def receive(response: httpx.Response, on_chunk: Callable[[bytes], bool], *
             if not wanted_more:
                 stopped = True
                 await response.aclose()
-    except (httpx.TransportError, httpx.StreamError) as exc:
+    except httpx.TransportError as exc:
         if not stopped:
-            raise from_transport(exc, what=what, url=url) if isinstance(exc, httpx.TransportError) else exc
+            raise from_transport(exc, what=what, url=url) from exc
+    except httpx.StreamError:
+        if not stopped:
+            raise
     if failure is not None:
         raise failure

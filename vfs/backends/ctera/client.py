@@ -47,7 +47,7 @@ from vfs.backends.base import (
     SnapshotRef,
     Transient,
 )
-from vfs.backends.ctera.connection import Timeouts, make_client
+from vfs.backends.ctera.connection import DEFAULT_TIMEOUTS, Timeouts, make_client
 from vfs.backends.ctera.counters import Counters, CteraStatistics, RequestKind
 from vfs.backends.ctera.downloads import DEFAULT_MAX_OVERREAD, RangeReader
 from vfs.backends.ctera.errors import error_for_code
@@ -144,7 +144,8 @@ class CteraBackend:
         href = href_of(self.context, path)
         what = f"stat of /{'/'.join(path)}"
         param = obj("FetchResourcesParam", start=0, limit=1, root=href, depth=0)
-        reply = decode_fetch_reply(await self._execute("fetchResources", param, kind=RequestKind.STAT, what=what), what=what)
+        value = await self._execute("fetchResources", param, kind=RequestKind.STAT, what=what)
+        reply = decode_fetch_reply(value, what=what)
         if reply.root is None:
             raise NotFound(f"{what}: no such file or folder")
         return self._entry(reply.root, path, href, what)
@@ -165,7 +166,8 @@ class CteraBackend:
         href = href_of(self.context, path)
         what = f"listing of /{'/'.join(path)} from {start}"
         param = obj("FetchResourcesParam", start=start, limit=limit, root=href, depth=1)
-        reply = decode_fetch_reply(await self._execute("fetchResources", param, kind=RequestKind.LIST, what=what), what=what)
+        value = await self._execute("fetchResources", param, kind=RequestKind.LIST, what=what)
+        reply = decode_fetch_reply(value, what=what)
         if reply.error_type is not None:
             raise error_for_code(reply.error_type, what=what)
         if reply.root is None:
@@ -273,7 +275,7 @@ async def open_ctera_backend(
     admin: bool = False,
     ca_file: str | FilePath | None = None,
     insecure: bool = False,
-    timeouts: Timeouts = Timeouts(),
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
     retry: RetryPolicy | None = None,
     max_overread: int = DEFAULT_MAX_OVERREAD,
     transport: httpx.AsyncBaseTransport | None = None,

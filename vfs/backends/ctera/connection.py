@@ -21,15 +21,15 @@
 from __future__ import annotations
 
 import http.cookiejar
-import urllib.request
 import logging
 import ssl
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-__all__ = ["POOL_CONNECTIONS", "Timeouts", "make_client", "ssl_context"]
+__all__ = ["DEFAULT_TIMEOUTS", "POOL_CONNECTIONS", "Timeouts", "make_client", "ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class Timeouts:
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 def ssl_context(*, ca_file: str | Path | None, insecure: bool) -> ssl.SSLContext:
@@ -85,7 +88,7 @@ def make_client(
     *,
     ca_file: str | Path | None = None,
     insecure: bool = False,
-    timeouts: Timeouts = Timeouts(),
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """An ``AsyncClient`` for ``base_url`` configured as this module describes."""

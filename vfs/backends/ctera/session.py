@@ -229,7 +229,9 @@ class Session:
         async with self.open(method, path, kind=kind, what=what, headers=headers, content=content) as response:
             body = await self.read_body(response, what=what, limit=limit)
             if not response.is_success:
-                raise error_for_status(response.status_code, what=what, body=body[:MAX_ERROR_BODY], headers=response.headers)
+                raise error_for_status(
+                    response.status_code, what=what, body=body[:MAX_ERROR_BODY], headers=response.headers
+                )
             return Reply(response.status_code, response.headers, body)
 
     async def read_body(self, response: httpx.Response, *, what: str, limit: int) -> bytes:
@@ -256,7 +258,8 @@ class Session:
         headers: Mapping[str, str] | None,
         content: bytes | None,
     ) -> httpx.Response:
-        request = self.client.build_request(method, path, headers=self._headers(self._session_id, headers), content=content)
+        headers = self._headers(self._session_id, headers)
+        request = self.client.build_request(method, path, headers=headers, content=content)
         self.counters.requests[kind] += 1
         try:
             return await self.client.send(request, stream=True)
