@@ -127,6 +127,12 @@ async def test_4xx_is_an_answer_not_retried(fake: FakePortal, autojump_clock: Mo
         fake.fail_next("GET", 404)
         with pytest.raises(NotFound):
             await backend.read(entry, 0, 10)
+        fake.fail_next("GET", httpx.Response(404, content=b"<html>" + b"x" * (1 << 20)))  # a proxy's big page
+        with pytest.raises(NotFound):
+            await backend.read(entry, 0, 10)
+        fake.fail_next("execute", httpx.Response(404, content=b"<html>" + b"x" * (1 << 20)))
+        with pytest.raises(NotFound):
+            await backend.stat(("My Files",))
         fake.fail_next("GET", 403)
         with pytest.raises(PermissionDenied):
             await backend.read(entry, 0, 10)  # never worked before: no re-login

@@ -53,7 +53,6 @@ import httpx
 from vfs.backends.base import IsADirectory, ProtocolError, RemoteEntry, StaleVersion
 from vfs.backends.ctera.bodies import receive
 from vfs.backends.ctera.counters import RequestKind
-from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status
 from vfs.backends.ctera.paths import href_of
 from vfs.backends.ctera.session import Session
 
@@ -108,8 +107,7 @@ class RangeReader:
                 self._check_unsatisfiable(response, entry, what)
                 return b""
             if not response.is_success:
-                body = await session.read_body(response, what=what, limit=MAX_ERROR_BODY)
-                raise error_for_status(status, what=what, body=body, headers=response.headers)
+                raise await session.error_of(response, what=what)
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 # Ranges of an encoded body are ranges of the *encoded* bytes: useless here.

@@ -41,7 +41,7 @@ from http.cookies import CookieError, SimpleCookie
 import httpx
 import trio
 
-from vfs.backends.base import AuthenticationFailed, PermissionDenied, ProtocolError
+from vfs.backends.base import AuthenticationFailed, BackendError, PermissionDenied, ProtocolError
 from vfs.backends.ctera.bodies import receive
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
@@ -227,26 +227,30 @@ class Session:
         A non-2xx reply is raised as its ``BackendError``.
         """
         async with self.open(method, path, kind=kind, what=what, headers=headers, content=content) as response:
-            body = await self.read_body(response, what=what, limit=limit)
             if not response.is_success:
-                raise error_for_status(
-                    response.status_code, what=what, body=body[:MAX_ERROR_BODY], headers=response.headers
-                )
+                raise await self.error_of(response, what=what)
+            body = await self.read_body(response, what=what, limit=limit)
             return Reply(response.status_code, response.headers, body)
 
-    async def read_body(self, response: httpx.Response, *, what: str, limit: int) -> bytes:
-        """The whole body of a streamed response, refusing more than ``limit`` bytes."""
+    async def read_body(self, response: httpx.Response, *, what: str, limit: int, truncate: bool = False) -> bytes:
+        """The whole body of a streamed response; more than ``limit`` bytes is a
+        ProtocolError, or with ``truncate`` just the first ``limit`` bytes."""
         body = bytearray()
 
         def take(chunk: bytes) -> bool:
             self.counters.bytes_received += len(chunk)
             body.extend(chunk)
-            if len(body) > limit:
+            if len(body) > limit and not truncate:
                 raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
-            return True
+            return len(body) <= limit
 
         await receive(response, take, what=what, url=self.url)
-        return bytes(body)
+        return bytes(body[:limit])
+
+    async def error_of(self, response: httpx.Response, *, what: str) -> BackendError:
+        """The ``BackendError`` of a non-2xx response (its body's reason included)."""
+        body = await self.read_body(response, what=what, limit=MAX_ERROR_BODY, truncate=True)
+        return error_for_status(response.status_code, what=what, body=body, headers=response.headers)
 
     async def _send(
         self,
