@@ -233,7 +233,9 @@ class Store:
             ).fetchall()
         has_more = len(rows) > limit
         rows = rows[:limit]
-        if has_more:
+        # Inside a write transaction the change counter in ``state`` may yet be
+        # rolled back to a value a different change will reuse: remember nothing.
+        if has_more and not self.db.in_transaction:
             self._page_cursors[(*state, start + limit)] = (rows[-1]["name_key"], rows[-1]["id"])
         return [Item.from_row(r, parent.snapshot_id) for r in rows], has_more
 
