@@ -62,6 +62,7 @@ def settings_from(url: str, mountpoint: Path, options: MountOptions, password: s
         fuse_options=frozenset(options.fuse),
         ca_file=options.ca_file,
         insecure=options.insecure,
+        **options.network,
     )
 
 

@@ -28,7 +28,8 @@ from cache import CacheConfig, open_block_cache
 from mount.notify import notify
 from mount.operations import PortalOperations
 from vfs.backends.base import NotFound
-from vfs.backends.ctera import open_ctera_backend
+from vfs.backends.ctera import Timeouts, open_ctera_backend
+from vfs.backends.retry import RetryPolicy
 from vfs.filesystem import Filesystem, FsConfig
 
 log = logging.getLogger("mount")
@@ -73,9 +74,8 @@ async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = 
         admin=settings.admin,
         ca_file=settings.ca_file,
         insecure=settings.insecure,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retry_time=settings.retry_time,
+        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+        retry=RetryPolicy(budget=settings.retry_time),
     ) as backend:
         root_path = await _root_path(backend, settings)
         root = await backend.stat(root_path)

@@ -6,7 +6,8 @@ Options fall in four groups:
 * ours: ``user=``, ``password_file=``, ``admin``, ``root=``, ``cache_dir=``,
   ``cache_size=``, ``memory_cache=``, ``ca_file=``, ``insecure``, the kernel
   cache timeouts ``entry_timeout=``, ``attr_timeout=``, ``negative_timeout=``,
-  ``listing_ttl=``, ``request_timeout=``, and ``uid=``/``gid=`` (owner shown);
+  ``listing_ttl=``, ``request_timeout=``, the network bounds ``connect_timeout=``,
+  ``read_timeout=``, ``retry_time=``, and ``uid=``/``gid=`` (owner shown);
 * FUSE's: ``allow_other``, ``allow_root``, ``auto_unmount``, ``default_permissions``,
   ``ro``, ``noatime`` … passed to the kernel;
 * fstab's bookkeeping, which mount(8) hands to helpers and which mean nothing
@@ -27,6 +28,7 @@ FUSE_FLAGS = frozenset(
 )
 IGNORED = frozenset({"_netdev", "auto", "noauto", "nofail", "user", "users", "owner", "group", "defaults", "rw", "nouser"})
 FLOAT_OPTIONS = ("entry_timeout", "attr_timeout", "negative_timeout", "listing_ttl", "request_timeout")
+NETWORK_OPTIONS = ("connect_timeout", "read_timeout", "retry_time")
 
 
 class OptionError(ValueError):
@@ -47,6 +49,7 @@ class MountOptions:
     uid: int | None = None
     gid: int | None = None
     timeouts: dict[str, float] = field(default_factory=dict)
+    network: dict[str, float] = field(default_factory=dict)
     fuse: set[str] = field(default_factory=set)
 
 
@@ -83,11 +86,11 @@ def _apply(options: MountOptions, item: str) -> None:
         options.ca_file = Path(value)
     elif name in ("uid", "gid"):
         setattr(options, name, _number(name, value, int))
-    elif name in FLOAT_OPTIONS:
+    elif name in FLOAT_OPTIONS or name in NETWORK_OPTIONS:
         seconds = _number(name, value, float)
         if seconds <= 0:
-            raise OptionError(f"{name} must be positive (the kernel must be allowed to cache)")
-        options.timeouts[name] = seconds
+            raise OptionError(f"{name} must be positive")
+        (options.timeouts if name in FLOAT_OPTIONS else options.network)[name] = seconds
     else:
         raise OptionError(f"unknown mount option {item!r}")
 

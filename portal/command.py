@@ -147,3 +147,6 @@ def _size(text: str) -> int:
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx/httpcore narrate every request at INFO/DEBUG; only -vvv wants that.
+    for chatty in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(chatty).setLevel(logging.WARNING if verbosity < 3 else logging.DEBUG)

@@ -14,9 +14,10 @@ every semantic the portal does not:
   answered with a *negative entry* the kernel caches.
 * **Snapshots.** ``.snapshots`` resolves in every live folder (listed only at
   the mount root); below it everything is read-only with its own inodes.
-* **Bounded time.** Every request runs under ``request_timeout``; a portal
-  that stalls yields ``ETIMEDOUT`` for that request while the rest of the
-  mount keeps serving (cached data included).
+* **Bounded time, graceful absence.** Every request runs under
+  ``request_timeout``; a portal that stalls yields ``ETIMEDOUT`` or ``EIO``
+  for what needs it, while names, attributes and blocks already known keep
+  being served from the last listing and the block cache.
 
 This is the read side: changes are refused with ``EROFS`` until the write
 path exists.
@@ -39,7 +40,7 @@ from cachetools import TTLCache
 from cache import BlockCache, ObjectKey, ReadStream
 from vfs import snapshots
 from vfs.attributes import Attributes, DirEntry, Entry, FsStats, OpenFile
-from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef
+from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef, Transient
 from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
 from vfs.listings import Listing, ListingCache
@@ -150,11 +151,18 @@ class Filesystem:
             inode=node.inode,
             mode=mode,
             size=0 if entry is None or entry.is_dir else entry.size,
-            mtime_ns=int((entry.mtime if entry else 0) * 1e9),
+            mtime_ns=int(self._mtime(node) * 1e9),
             nlink=2 if node.is_dir else 1,
             uid=self.config.uid,
             gid=self.config.gid,
         )
+
+    def _mtime(self, node: Node) -> float:
+        """A ``.snapshots`` folder has no entry of its own: it shows its folder's time."""
+        if node.entry is not None:
+            return node.entry.mtime
+        parent = self.inodes.get(node.parent)
+        return parent.entry.mtime if parent is not None and parent.entry is not None else 0.0
 
     def _entry(self, node: Node) -> Entry:
         return Entry(self._attributes(node), self.config.entry_timeout, self.config.attr_timeout)
@@ -209,7 +217,16 @@ class Filesystem:
         path = (*self.inodes.remote_path(parent), name)
         try:
             with backend_errors(f"lookup {'/'.join(path)}"):
-                return await self.backend.stat(path)
+                try:
+                    return await self.backend.stat(path)
+                except Transient:  # the portal is away: answer from what we knew
+                    stale = self.listings.peek(parent.key, allow_stale=True)
+                    if stale is not None:
+                        return stale.by_name.get(name)
+                    known = self.inodes.child(parent, name)
+                    if known is None or known.entry is None:
+                        raise
+                    return known.entry
         except VfsError as exc:
             if exc.errno == errno.ENOENT:
                 return None
@@ -233,9 +250,16 @@ class Filesystem:
                                  snapshot=child.snapshot, now=trio.current_time())
 
     async def _listing(self, node: Node) -> Listing:
+        """The node's listing; while the portal is unreachable, the last one we had."""
         path = self.inodes.remote_path(node)
         with backend_errors(f"list {'/'.join(path)}"):
-            return await self.listings.get(node.key, path)
+            try:
+                return await self.listings.get(node.key, path)
+            except Transient:
+                stale = self.listings.peek(node.key, allow_stale=True)
+                if stale is None:
+                    raise
+                return stale
 
     async def _snapshots_of(self, snapshots_dir: Node) -> dict[str, SnapshotRef]:
         folder = self._node(snapshots_dir.parent)
@@ -269,7 +293,10 @@ class Filesystem:
             path = self.inodes.remote_path(node)
             try:
                 with backend_errors(f"stat {'/'.join(path)}"):
-                    entry = await self.backend.stat(path)
+                    try:
+                        entry = await self.backend.stat(path)
+                    except Transient:
+                        return  # the portal is away: keep serving what we knew
             except VfsError as exc:
                 if exc.errno != errno.ENOENT:
                     raise

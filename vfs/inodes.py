@@ -78,6 +78,7 @@ class InodeTable:
         self._numbers = itertools.count(ROOT_INODE + 1)
         self._nodes: dict[int, Node] = {}
         self._by_key: dict[Hashable, int] = {}
+        self._by_name: dict[tuple[int, str], int] = {}
         self.root = Node(ROOT_INODE, Kind.ROOT, ROOT_INODE, "", ("root",), root_entry, anchor=root_path, lookups=1)
         self._nodes[ROOT_INODE] = self.root
         self._by_key[self.root.key] = ROOT_INODE
@@ -108,7 +109,9 @@ class InodeTable:
         inode = self._by_key.get(key)
         if inode is not None:
             node = self._nodes[inode]
+            self._unname(node)
             node.parent, node.name = parent.inode, name
+            self._by_name[(parent.inode, name)] = node.inode
             if entry is not None:
                 node.entry = entry
                 node.confirmed_at = now
@@ -121,7 +124,17 @@ class InodeTable:
         )
         self._nodes[node.inode] = node
         self._by_key[key] = node.inode
+        self._by_name[(parent.inode, name)] = node.inode
         return node
+
+    def child(self, parent: Node, name: str) -> Node | None:
+        """The node the kernel knows as ``name`` in ``parent`` (what we last saw there)."""
+        inode = self._by_name.get((parent.inode, name))
+        return self._nodes.get(inode) if inode is not None else None
+
+    def _unname(self, node: Node) -> None:
+        if self._by_name.get((node.parent, node.name)) == node.inode:
+            del self._by_name[(node.parent, node.name)]
 
     def remember(self, node: Node, count: int = 1) -> None:
         """The kernel received ``count`` more references to ``node``."""
@@ -142,6 +155,7 @@ class InodeTable:
             del self._nodes[node.inode]
             if self._by_key.get(node.key) == node.inode:
                 del self._by_key[node.key]
+            self._unname(node)
 
     def remote_path(self, node: Node) -> Path:
         """The node's path in the portal's namespace."""

@@ -94,9 +94,12 @@ class ListingCache:
         while True:
             page = await self._backend.list_page(path, start, PAGE_SIZE)
             entries.extend(page.entries)
-            if not page.has_more or not page.entries:
+            if not page.has_more:
                 break
-            start += len(page.entries)
+            following = page.next_start if page.next_start is not None else start + len(page.entries)
+            if following <= start:
+                break  # a portal that does not advance would loop forever
+            start = following
         return Listing.of(entries, trio.current_time())
 
     def invalidate(self, key: Hashable) -> None:

@@ -1,0 +1,111 @@
+"""What the mount asks of the portal: listings only for browsing, each block once, nothing twice.
+
+Counted on the portal's side, from its own request log (tests/support/request_log.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.store import Store
+from tests.support.mount_process import mounted
+from tests.support.portal_process import USERS, PortalProcess, running_portal
+from tests.support.request_log import RequestLog
+
+pytestmark = pytest.mark.fuse
+
+BIG_FOLDER = 10_000
+PROBES = (".hidden", ".xdg-volume-info", "autorun.inf", "desktop.ini", "Thumbs.db", ".DS_Store", ".Trash",
+          ".Trash-0", ".directory")
+
+
+@pytest.fixture(scope="module")
+def big_folder_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalProcess]:
+    """A portal whose alice has a folder of 10,000 files (built in the store before it starts)."""
+    data = tmp_path_factory.mktemp("big") / "data"
+    store = Store(data)
+    try:
+        alice = store.set_user("alice", USERS["alice"])
+        root = store.item(store.cloud_folders(alice.id)[0].root_item_id)
+        with_transaction = store.db
+        with_transaction.execute("BEGIN IMMEDIATE")
+        folder = store.make_folder(root, "Big")
+        for index in range(BIG_FOLDER):
+            blob = store.blobs.write_small(f"file {index}\n".encode(), durable=False)
+            store.put_file(folder, f"f{index:05d}.txt", blob, len(f"file {index}\n"))
+        with_transaction.execute("COMMIT")
+        blob = store.blobs.write_small(os.urandom(16 << 20), durable=False)
+        store.put_file(root, "cold.bin", blob, 16 << 20)
+    finally:
+        store.close()
+    os.sync()
+    with running_portal(data) as portal:
+        yield portal
+
+
+def test_listing_ten_thousand_entries_costs_pages_and_no_content(big_folder_portal: PortalProcess, tmp_path: Path) -> None:
+    log = RequestLog(big_folder_portal)
+    with mounted(big_folder_portal, tmp_path / "mnt") as mount:
+        log.mark()
+        result = subprocess.run(["ls", "-l", str(mount.mountpoint / "Big")], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == BIG_FOLDER + 1  # "total" line
+        requests = log.since()
+    assert log.content_bytes() == 0
+    assert {r.method for r in requests} <= {"fetchResources"}, requests[:5]
+    listing_pages = math.ceil(BIG_FOLDER / 1000)
+    assert len(requests) <= listing_pages + 2  # the pages, plus at most a stat of the folder itself
+
+
+def test_probe_names_cost_nothing_after_the_first_listing(sample_portal: PortalProcess, tmp_path: Path) -> None:
+    log = RequestLog(sample_portal)
+    with mounted(sample_portal, tmp_path / "mnt") as mount:
+        documents = mount.mountpoint / "Documents"
+        os.listdir(documents)
+        log.mark()
+        for name in PROBES:
+            assert not (documents / name).exists()
+            assert not (mount.mountpoint / name).exists()
+        assert log.since() == []
+
+
+def test_remount_rereads_from_the_disk_cache(sample_portal: PortalProcess, tmp_path: Path) -> None:
+    log = RequestLog(sample_portal)
+    cache = tmp_path / "cache"
+    with mounted(sample_portal, tmp_path / "mnt", cache_dir=cache) as mount:
+        first = (mount.mountpoint / "Large files" / "large-1.bin").read_bytes()
+    assert (cache.stat().st_mode & 0o777) == 0o700
+    log.mark()
+    with mounted(sample_portal, tmp_path / "mnt", cache_dir=cache) as mount:
+        again = (mount.mountpoint / "Large files" / "large-1.bin").read_bytes()
+    assert again == first
+    assert log.content_bytes() == 0
+
+
+def test_concurrent_readers_of_a_cold_file_fetch_each_block_once(big_folder_portal: PortalProcess, tmp_path: Path) -> None:
+    log = RequestLog(big_folder_portal)
+    with mounted(big_folder_portal, tmp_path / "mnt") as mount:
+        path = mount.mountpoint / "cold.bin"
+        size = path.stat().st_size
+        log.mark()
+        results: list[bytes] = []
+
+        def read() -> None:
+            with open(path, "rb", buffering=0) as file:
+                results.append(file.read())
+
+        readers = [threading.Thread(target=read) for _ in range(6)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(timeout=120)
+    assert len(results) == 6 and len({len(r) for r in results}) == 1 and len(results[0]) == size
+    assert len(set(results)) == 1
+    assert log.content_bytes() == size  # every byte came over the network exactly once
