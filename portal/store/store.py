@@ -518,7 +518,10 @@ class Store:
             raise PermissionDenied("snapshots are read-only")
         if not item.is_deleted:
             raise NotFound(f"{item.name!r} is not deleted")
+        if new_name is not None and item.parent_id is not None:
+            self._check_child_name(self.item(item.parent_id), new_name)
         with transaction(self.db):
+            used_before, _ = self.quota_of(item.cloud_folder_id)
             now = time.time()
             chain: list[Item] = []
             parent_id = item.parent_id
@@ -528,15 +531,19 @@ class Store:
                     break
                 chain.append(parent)
                 parent_id = parent.parent_id
+            op = self.db.execute("SELECT delete_op FROM items WHERE id=?", (item.id,)).fetchone()["delete_op"]
             for folder in reversed(chain):  # outermost first
                 self._undelete_one(folder, replace=replace, new_name=None, now=now)
             self._undelete_one(item, replace=replace, new_name=new_name, now=now)
-            op_row = self.db.execute("SELECT delete_op FROM items WHERE id=?", (item.id,)).fetchone()
-            for descendant in self._subtree_ids(item.id, delete_op=op_row["delete_op"])[1:]:
+            for descendant in self._subtree_ids(item.id, delete_op=op)[1:]:
                 self.db.execute("UPDATE items SET deleted_at=NULL, delete_op=NULL WHERE id=?", (descendant,))
-            self.db.execute("UPDATE items SET delete_op=NULL WHERE id=?", (item.id,))
             self._touch(item.parent_id, now)
             self._changed(item.cloud_folder_id)
+            # Restored content counts again: without this, delete-upload-restore
+            # would grow a user past any quota.  Raising rolls the restore back.
+            used, quota = self.quota_of(item.cloud_folder_id)
+            if quota is not None and used > max(quota, used_before):
+                raise QuotaExceeded("User is out of quota")
             return self.item(item.id)
 
     def _undelete_one(self, item: Item, *, replace: bool, new_name: str | None, now: float) -> str:
@@ -549,7 +556,8 @@ class Store:
                     raise Exists(f"{name!r} already exists")
                 self._delete(occupant, now)
         self.db.execute(
-            "UPDATE items SET deleted_at=NULL, name=?, name_key=? WHERE id=?", (name, self.name_key(name), item.id)
+            "UPDATE items SET deleted_at=NULL, delete_op=NULL, name=?, name_key=? WHERE id=?",
+            (name, self.name_key(name), item.id),
         )
         return name
 
