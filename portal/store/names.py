@@ -5,7 +5,8 @@ Windows rules; we adopt them (see docs/PROTOCOL-CHOICES.md):
 
 * ``InvalidName``: empty, ``.`` or ``..``, longer than 255 UTF-8 bytes, any of
   ``\\ / : * ? " < > |``, a control character (including NUL), or a trailing
-  dot or space.
+  dot or space; also a lone surrogate or U+FFFE/U+FFFF, which are not text a
+  file system or the portal's XML can carry.
 * ``ReservedName``: the DOS device names (``CON``, ``NUL``, ``COM1`` …, with or
   without an extension) and ``.snapshots`` at the top of a cloud folder, where
   the portal publishes its snapshots.
@@ -24,7 +25,9 @@ from portal.store.errors import InvalidName, ReservedName
 MAX_NAME_BYTES = 255
 SNAPSHOTS_DIR = ".snapshots"
 
-_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+#: Windows' forbidden characters and controls, plus what is not a character at
+#: all (lone surrogates) or cannot be written in the XML the portal speaks.
+_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]')
 _DEVICE = re.compile(r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$")
 
 
