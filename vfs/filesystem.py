@@ -31,7 +31,7 @@ import itertools
 import os
 import stat
 from collections.abc import Awaitable, Callable, Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 import trio
@@ -103,6 +103,8 @@ class _Child:
 class _DirHandle:
     node: Node
     children: list[_Child]
+    #: nodes readdir handed out; those the kernel never took are dropped at releasedir
+    listed: dict[int, Node] = field(default_factory=dict)
 
 
 def bounded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -329,6 +331,7 @@ class Filesystem:
         for index in range(offset, len(directory.children)):
             child = directory.children[index]
             node = self._learn(directory.node, child)
+            directory.listed[node.inode] = node
             yield DirEntry(child.name, self._entry(node), index + 1)
 
     def delivered(self, entry: DirEntry) -> None:
@@ -339,7 +342,10 @@ class Filesystem:
             self.inodes.remember(node)
 
     def releasedir(self, handle: int) -> None:
-        self._handles.pop(handle, None)
+        directory = self._handles.pop(handle, None)
+        if isinstance(directory, _DirHandle):
+            for node in directory.listed.values():
+                self.inodes.drop_if_unused(node)
 
     # ---------------------------------------------------------------- files
 
