@@ -88,3 +88,10 @@ def rename(portal: PortalProcess, path: str, new_name: str, user: str = "alice")
     with portal_http.logged_in(portal, user) as http:
         status = portal_http.run_task(http, "moveResources", portal_http.resource_pairs((source, destination)))
     assert status.get("status") == "completed", status
+
+
+def mkdir(portal: PortalProcess, path: str, user: str = "alice") -> None:
+    """A new folder ``path`` (its parent must exist), with ``makeCollection``."""
+    parent, _, name = path.rpartition("/")
+    with portal_http.logged_in(portal, user) as http:
+        assert portal_http.mkdir(http, mine(parent), name) == "Ok"
