@@ -66,10 +66,10 @@ def _apply(options: MountOptions, item: str) -> None:
     name, has_value, value = item.partition("=")
     if name in FUSE_FLAGS and not has_value:
         options.fuse.add(name)
+    elif name == "user" and has_value:  # before IGNORED: fstab's bare ``user`` flag is another thing
+        options.user = value
     elif name in IGNORED or name.startswith("x-") or name.startswith("comment="):
         return
-    elif name == "user" and has_value:
-        options.user = value
     elif name == "password_file":
         options.password_file = Path(value)
     elif name == "admin" and not has_value:
