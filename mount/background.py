@@ -128,6 +128,21 @@ def _detach_stdio() -> None:
     os.close(devnull)
 
 
+def own_command(*args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run this very portalfs again as a child process.
+
+    ``python -m`` would put the working directory first on ``sys.path``, so a
+    ``portal.py`` or ``cache/`` where the user happens to stand would shadow
+    our packages: ``-P`` leaves it out, and ``PYTHONPATH`` names the directory
+    we were imported from.  ``$PORTALFS_PASSWORD`` is not passed on: a
+    long-running child's environment is readable in ``/proc`` for its whole life.
+    """
+    env = {name: value for name, value in os.environ.items() if name != "PORTALFS_PASSWORD"}
+    source = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (source, env.get("PYTHONPATH"))))
+    return [sys.executable, "-P", "-m", "mount.cli", *args], env
+
+
 def log_path() -> Path:
     base_dir = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     path = Path(base_dir) / "portalfs"
@@ -140,10 +155,12 @@ def daemonize(argv: list[str], password: str) -> int:
     password_read, password_write = os.pipe()
     ready_read, ready_write = os.pipe()
     log_file = log_path()
+    command, env = own_command(*argv, "--foreground", "--password-fd", str(password_read),
+                               "--ready-fd", str(ready_write))
     with open(log_file, "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "mount.cli", *argv, "--foreground",
-             "--password-fd", str(password_read), "--ready-fd", str(ready_write)],
+            command,
+            env=env,
             pass_fds=(password_read, ready_write),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -52,11 +52,11 @@ def run_demo(args: argparse.Namespace) -> int:
     users_file.chmod(0o600)
     with tempfile.TemporaryDirectory(prefix="portalfs-demo-") as scratch:
         ready_file = Path(scratch) / "ready.json"
-        command = [sys.executable, "-m", "mount.cli", "serve", "--data", str(data / "store"), "--port",
-                   "0" if not args.no_mount else "8443", "--users-file", str(users_file), "--sample",
-                   "--snapshot-interval", "3600", "--ready-file", str(ready_file)]
+        command, env = background.own_command(
+            "serve", "--data", str(data / "store"), "--port", "0" if not args.no_mount else "8443",
+            "--users-file", str(users_file), "--sample", "--snapshot-interval", "3600", "--ready-file", str(ready_file))
         print("portalfs demo: starting the reference portal (the first start seeds sample files)…", flush=True)
-        portal = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+        portal = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             info = _wait_ready(portal, ready_file)
             print(f"portalfs demo: portal at {info['url']} (user {DEMO_USER}, password in {data / 'demo-password'})")
