@@ -31,6 +31,7 @@ from portal import command as portal_command
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
     portal_command.configure_logging(args.verbose)
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "snapshot":
             return portal_command.run_snapshot(args)
         if args.command == "mount":
-            return run_mount(args)
+            return run_mount(args, argv)
         if args.command == "unmount":
             return run_unmount(args.mountpoint)
         if args.command == "demo":
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(args)
     except OptionError as exc:
-        parser.error(str(exc))
+        # A wrong mount option is a failed mount (one line, status 1, as mount(8) helpers
+        # report it), not a misspelt command line: no usage text.
+        print(f"portalfs: {exc}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -123,7 +127,8 @@ def read_password(args: argparse.Namespace, options: MountOptions) -> str:
     raise SystemExit("portalfs: no password: use --password-file, $PORTALFS_PASSWORD or a terminal")
 
 
-def run_mount(args: argparse.Namespace) -> int:
+def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
+    """``argv`` is this command line, re-run by the daemon (``mount.portalfs`` translates its own first)."""
     from mount import background
 
     options = collect_options(args)
@@ -134,7 +139,7 @@ def run_mount(args: argparse.Namespace) -> int:
         print(f"portalfs: {problem}", file=sys.stderr)
         return 1
     if not args.foreground:
-        return background.daemonize(sys.argv[1:] if args.password_fd is None else [], password)
+        return background.daemonize(argv, password)
     settings = background.settings_from(args.url, mountpoint, options, password,
                                         default_cache_dir(args.url, options.user or ""))
     return background.serve_foreground(settings, ready_fd=args.ready_fd)
