@@ -30,7 +30,7 @@ from vfs.inodes import ROOT_INODE
 ROOT = ("My Files",)
 
 #: Small blocks, so a few-kilobyte file already spans several and reads cross block edges.
-SMALL_BLOCKS = CacheConfig(block_size=4096, memory_bytes=1 << 20, max_readahead=16384, fetch_size=16384)
+SMALL_BLOCKS = CacheConfig(block_size=4096, memory_bytes=4 << 20, max_readahead=1 << 20, fetch_size=256 << 10)
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Mounted:
     fs: Filesystem
     backend: CteraBackend
     cache: BlockCache
+    root_path: tuple[str, ...] = ROOT
 
     async def resolve(self, path: str) -> Entry:
         """Look up each name of ``path`` (relative to the mount root) as the kernel does.
@@ -112,16 +113,22 @@ async def open_filesystem(
 ) -> AsyncIterator[Mounted]:
     """A ``Filesystem`` of ``user``'s ``My Files`` on ``portal``; logged out and closed on exit.
 
+    A global administrator (``user`` one of ``portal.admins``) gets the whole
+    namespace at the root, as the daemon mounts it.
+
     ``wrap`` puts a delegating object between the filesystem and the real
     backend (fault injection: a stall, a count) without replacing the backend.
     """
     extra = {"timeouts": timeouts} if timeouts is not None else {}
+    admin = user in portal.admins
+    password = portal.admins[user] if admin else portal.users[user]
+    root_path = () if admin else ROOT
     async with open_ctera_backend(
-        portal.url, user, portal.users[user], ca_file=portal.cert, retry=retry, **extra
+        portal.url, user, password, admin=admin, ca_file=portal.cert, retry=retry, **extra
     ) as backend:
-        root = await backend.stat(ROOT)
+        root = await backend.stat(root_path)
         async with open_block_cache(dataclasses.replace(cache, disk_dir=cache_dir)) as blocks:
             below = wrap(backend) if wrap is not None else backend
-            fs = Filesystem(below, blocks, config or FsConfig(), ROOT, root)
-            yield Mounted(fs, backend, blocks)
+            fs = Filesystem(below, blocks, config or FsConfig(), root_path, root)
+            yield Mounted(fs, backend, blocks, root_path)
 
