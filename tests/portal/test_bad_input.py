@@ -30,6 +30,19 @@ def alice(portal: PortalProcess) -> Iterator[httpx.Client]:
         yield http
 
 
+@pytest.fixture(scope="module")
+def shared_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalProcess]:
+    """One portal for the many refusals that must change nothing (each test checks that)."""
+    with running_portal(tmp_path_factory.mktemp("bad-input") / "data") as portal:
+        yield portal
+
+
+@pytest.fixture
+def shared_alice(shared_portal: PortalProcess) -> Iterator[httpx.Client]:
+    with ph.logged_in(shared_portal) as http:
+        yield http
+
+
 def assert_refused(reply: httpx.Response | raw_http.RawReply, *statuses: int) -> str:
     """A non-2xx reply with the ``{rc, msg}`` body; returns ``msg``."""
     status = reply.status_code if isinstance(reply, httpx.Response) else reply.status
@@ -128,10 +141,10 @@ def test_malformed_url_encoding_is_a_400_with_a_reason(portal: PortalProcess, al
     ids=["text", "unclosed", "truncated", "att-without-id", "two-values", "foreign-element", "scalar", "list",
          "utf16-garbage", "declared-latin1", "deep-objs", "deep-lists"],
 )
-def test_malformed_execute_bodies_are_400(portal: PortalProcess, alice: httpx.Client, body: bytes) -> None:
-    reply = alice.post(API, content=body, headers={"content-type": "text/xml"})
+def test_malformed_execute_bodies_are_400(shared_alice: httpx.Client, body: bytes) -> None:
+    reply = shared_alice.post(API, content=body, headers={"content-type": "text/xml"})
     assert_refused(reply, 400)
-    assert ph.list_names(alice, "") == ["My Files"]
+    assert ph.list_names(shared_alice, "") == ["My Files"]
 
 
 _BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -167,12 +180,12 @@ _PLAIN_DTD = b"""<?xml version="1.0"?><!DOCTYPE obj [<!ELEMENT obj ANY>]>
 
 @pytest.mark.parametrize("body", [_BILLION_LAUGHS, _EXTERNAL_ENTITY, _EXTERNAL_DTD, _PLAIN_DTD],
                          ids=["billion-laughs", "external-entity", "external-dtd", "internal-dtd"])
-def test_xml_with_dtds_or_entities_is_refused(portal: PortalProcess, alice: httpx.Client, body: bytes) -> None:
+def test_xml_with_dtds_or_entities_is_refused(shared_alice: httpx.Client, body: bytes) -> None:
     started = time.monotonic()
-    reply = alice.post(API, content=body, headers={"content-type": "text/xml"})
+    reply = shared_alice.post(API, content=body, headers={"content-type": "text/xml"})
     assert time.monotonic() - started < 10, "entity expansion must not be attempted"
     assert_refused(reply, 400)
-    assert ph.list_names(alice, "My Files") == [], "nothing may be created from an entity"
+    assert ph.list_names(shared_alice, "My Files") == [], "nothing may be created from an entity"
 
 
 def test_oversized_execute_body_is_413(portal: PortalProcess, alice: httpx.Client) -> None:
