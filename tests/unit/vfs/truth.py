@@ -95,3 +95,18 @@ def mkdir(portal: PortalProcess, path: str, user: str = "alice") -> None:
     parent, _, name = path.rpartition("/")
     with portal_http.logged_in(portal, user) as http:
         assert portal_http.mkdir(http, mine(parent), name) == "Ok"
+
+
+_QUOTA_PROPFIND = b"""<?xml version="1.0" encoding="utf-8"?>
+<d:propfind xmlns:d="DAV:"><d:prop><d:quota-used-bytes/><d:quota-available-bytes/></d:prop></d:propfind>"""
+
+
+def quota(portal: PortalProcess, user: str = "alice") -> tuple[int, int]:
+    """``(used, available)`` bytes as WebDAV reports them on ``My Files`` (RFC 4331)."""
+    with portal_http.logged_in(portal, user) as http:
+        reply = http.request("PROPFIND", portal_http.webdav_url("My Files/"), content=_QUOTA_PROPFIND,
+                             headers={"depth": "0", "content-type": "application/xml"})
+        assert reply.status_code == 207, reply.text
+    prop = ET.fromstring(reply.content).find(f"{DAV}response/{DAV}propstat/{DAV}prop")
+    assert prop is not None
+    return int(prop.findtext(f"{DAV}quota-used-bytes") or -1), int(prop.findtext(f"{DAV}quota-available-bytes") or -1)
