@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,20 +83,22 @@ async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = 
         async with open_block_cache(settings.cache) as cache:
             fs = Filesystem(backend, cache, settings.fs, root_path, root)
             operations = PortalOperations(fs)
-            pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
-                    nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)
-                    fs.releasedir(await fs.opendir(1))  # the root listing works: we are really ready
-                    log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
-                    notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
-                    if on_ready:
-                        on_ready()
-            finally:
-                notify("STOPPING=1")
-                pyfuse3.close(unmount=True)
-                log.info("unmounted %s", settings.mountpoint)
+            serving = trio.CancelScope()
+            with _stop_on_signals(serving):
+                pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
+                try:
+                    with serving:
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)
+                            fs.releasedir(await fs.opendir(1))  # the root listing works: we are really ready
+                            log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
+                            notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
+                            if on_ready:
+                                on_ready()
+                finally:
+                    notify("STOPPING=1")
+                    pyfuse3.close(unmount=True)
+                    log.info("unmounted %s", settings.mountpoint)
 
 
 async def _serve(workers: int, scope: trio.CancelScope) -> None:
@@ -104,12 +107,31 @@ async def _serve(workers: int, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-async def _stop_on_signals(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
+@contextmanager
+def _stop_on_signals(scope: trio.CancelScope) -> Iterator[None]:
+    """While mounted and while unmounting, SIGINT/SIGTERM cancel ``scope``: a clean stop.
+
+    Every signal is absorbed until the unmount is done, so an impatient second
+    Ctrl-C (or systemd's SIGTERM after a Ctrl-C) cannot kill the process half-way
+    and leave a dead mount.  (``trio.open_signal_receiver`` re-delivers signals
+    still pending when its block is left — with the default action, deadly.)
+    """
+    token = trio.lowlevel.current_trio_token()
+
+    def stop(signum: int) -> None:
+        if not scope.cancel_called:
             log.info("received %s, unmounting", signal.Signals(signum).name)
-            scope.cancel()
-            return
+        scope.cancel()
+
+    def handler(signum: int, _frame: object) -> None:
+        token.run_sync_soon(stop, signum)  # signal-safe; the log and the cancel run in the event loop
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 async def _root_path(backend, settings: MountSettings) -> tuple[str, ...]:
