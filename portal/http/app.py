@@ -83,8 +83,8 @@ class PortalApp:
         except Exception:
             log.exception("%s %s failed", request.method, scope.get("path"))
             response = HttpError(500, "internal error").response()
-        if response.status >= 400:
-            await request.discard(DRAIN_LIMIT)  # so that the refusal reaches the client
+        if response.status >= 300:  # refusals, and the 302 that tells the SDK to log in again
+            await request.discard(DRAIN_LIMIT)  # so that it reaches the client
         await response.send(send, head_only=request.method == "HEAD")
         log.debug(
             "%s %s %d %.1fms", request.method, scope.get("path"), response.status, 1000 * (time.monotonic() - started)

@@ -194,6 +194,10 @@ def test_oversized_execute_body_is_413(portal: PortalProcess, alice: httpx.Clien
     assert_refused(alice.post(API, content=body), 413)
     # Without a Content-Length (chunked), the limit is enforced while reading.
     assert_refused(alice.post(API, content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)])), 413)
+    # A plain socket has no grace for a server that answers and hangs up before the body is in.
+    cookie = f"JSESSIONID={alice.cookies['JSESSIONID']}"
+    reply = raw_http.exchange(portal, raw_http.request_bytes("POST", API, {"Cookie": cookie}, body * 8))
+    assert_refused(reply, 413)
     assert ph.list_names(alice, "") == ["My Files"]
     assert_serving(portal)
 
@@ -453,5 +457,31 @@ def test_refusal_of_a_large_upload_reaches_the_client(tmp_path) -> None:
         assert reply.status_code == 200
         assert ph.error_of(reply) == (1, "User is out of quota")
         assert ph.stat(http, "My Files/too-big.bin") is None
+        # Again from a plain socket, which cannot read a reply once its write failed.
+        body = _parts("BB", _fields(portal, "too-big.bin", 40 << 20), b"q" * (40 << 20))
+        request = raw_http.request_bytes("POST", f"/ServicesPortal/upload/folders/{_uid(http)}",
+                                         {"Cookie": f"JSESSIONID={http.cookies['JSESSIONID']}",
+                                          "Content-Type": "multipart/form-data; boundary=BB"}, body)
+        reply = raw_http.exchange(portal, request)
+        assert reply.status == 200 and b"User is out of quota" in reply.body
         ph.put(http, portal, "My Files/small.bin", b"fits")
         wait_for_no_tmp_files(portal)
+
+
+def test_an_upload_with_an_expired_session_gets_the_login_redirect(portal: PortalProcess, alice: httpx.Client) -> None:
+    """The SDK recognises expiry only by the 302; a reset instead would fail the upload for good.
+
+    Sent with a plain socket: httpx reads a reply even after a failed write,
+    which would hide a server that hangs up before taking the body.
+    """
+    uid = _uid(alice)
+    cookie = f"JSESSIONID={alice.cookies['JSESSIONID']}"
+    with ph.client(portal) as hook:
+        assert hook.post("/portalfs/test/expire-sessions").status_code == 200
+    body = _parts("BB", _fields(portal, "late.bin", 12 << 20), b"l" * (12 << 20))
+    request = raw_http.request_bytes("POST", f"/ServicesPortal/upload/folders/{uid}",
+                                     {"Cookie": cookie, "Content-Type": "multipart/form-data; boundary=BB"}, body)
+    reply = raw_http.exchange(portal, request)
+    assert reply.status == 302
+    assert reply.headers["location"] == "/ServicesPortal/login.html"
+    wait_for_no_tmp_files(portal)
