@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -285,3 +286,27 @@ def test_encoded_and_raw_spellings_reach_the_same_file(portal: PortalProcess) ->
         assert http.get("/ServicesPortal/webdav/My%20Files/100%25%20(%2541)%20&%20r%C3%A9sum%C3%A9%20%231%202.txt").status_code == 404
         # Decoded once only: ``%2541`` is the three characters ``%41``, not ``A``.
         assert http.get("/ServicesPortal/webdav/My%20Files/100%25%20(A)%20&%20r%C3%A9sum%C3%A9%20%231+2.txt").status_code == 404
+
+
+def test_parallel_ranged_reads_on_many_connections(served: tuple[PortalProcess, bytes]) -> None:
+    """The FUSE client reads ahead on several connections at once."""
+    portal, content = served
+    failures: list[str] = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        with ph.logged_in(portal) as http:
+            for _ in range(25):
+                start = rng.randrange(len(content))
+                end = min(len(content) - 1, start + rng.randrange(1, 1 << 20))
+                reply = _get_range(http, f"bytes={start}-{end}")
+                if reply.status_code != 206 or reply.content != content[start : end + 1]:
+                    failures.append(f"{seed}: bytes={start}-{end} -> {reply.status_code}")
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
