@@ -18,16 +18,25 @@ Items:
 * ``cloud_folders.change_seq`` counts changes, so the scheduler can skip a
   snapshot of a folder that did not change, and listing cursors can tell when
   a folder moved under them.
+* ``change_log`` (schema 2) is the change feed: one row per item change, with
+  the item's state after it; ``seq`` only grows (AUTOINCREMENT never reuses a
+  value), which is what makes it a cursor (:mod:`portal.store.changes`).
+* ``shares`` and ``share_settings`` (schema 2) are public links and
+  collaboration recipients (:mod:`portal.store.shares`).
+
+Upgrades: a data directory of an older schema is migrated in place when
+opened (every new table is ``CREATE … IF NOT EXISTS``; :data:`_MIGRATIONS`
+fills what the new tables need); a newer one is refused.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,6 +111,44 @@ CREATE TABLE IF NOT EXISTS snapshot_items (
 );
 CREATE INDEX IF NOT EXISTS snapshot_children
     ON snapshot_items (snapshot_id, parent_id, name_key, id);
+
+CREATE TABLE IF NOT EXISTS change_log (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    cloud_folder_id INTEGER NOT NULL,
+    item_id         INTEGER NOT NULL,
+    parent_id       INTEGER,
+    name            TEXT NOT NULL,
+    is_folder       INTEGER NOT NULL,
+    size            INTEGER NOT NULL,
+    mtime           REAL NOT NULL,
+    deleted         INTEGER NOT NULL,
+    logged_at       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS change_log_by_folder ON change_log (cloud_folder_id, seq);
+CREATE INDEX IF NOT EXISTS change_log_by_item ON change_log (item_id, seq);
+
+CREATE TABLE IF NOT EXISTS shares (
+    id              INTEGER PRIMARY KEY,
+    item_id         INTEGER NOT NULL,
+    owner_id        INTEGER NOT NULL REFERENCES users(id),
+    invite          TEXT UNIQUE,
+    access          TEXT NOT NULL,
+    expires         TEXT,
+    protection      TEXT,
+    invitee_type    TEXT NOT NULL,
+    invitee_user_id INTEGER REFERENCES users(id),
+    invitee_email   TEXT,
+    created         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shares_by_item ON shares (item_id);
+CREATE INDEX IF NOT EXISTS shares_by_invitee ON shares (invitee_user_id);
+
+CREATE TABLE IF NOT EXISTS share_settings (
+    item_id       INTEGER PRIMARY KEY,
+    team_project  INTEGER NOT NULL,
+    allow_reshare INTEGER NOT NULL,
+    should_sync   INTEGER NOT NULL
+);
 """
 
 
@@ -118,11 +165,28 @@ def connect(path: Path) -> sqlite3.Connection:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{path} has schema version {row['value']}, this portal knows {SCHEMA_VERSION}"
-            )
+        else:
+            found = int(row["value"])
+            if found > SCHEMA_VERSION:
+                raise RuntimeError(f"{path} has schema version {found}, this portal knows {SCHEMA_VERSION}")
+            for version in range(found, SCHEMA_VERSION):
+                _MIGRATIONS[version](db)
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
     return db
+
+
+def _seed_change_log(db: sqlite3.Connection) -> None:
+    """1 → 2: the change feed starts with one event per live item, so that every
+    item has a version stamp (``gvsn``) and a cursor taken now misses nothing."""
+    db.execute(
+        """INSERT INTO change_log (cloud_folder_id, item_id, parent_id, name, is_folder, size, mtime, deleted, logged_at)
+           SELECT cloud_folder_id, id, parent_id, name, is_folder, size, mtime, 0, mtime
+           FROM items WHERE deleted_at IS NULL ORDER BY id"""
+    )
+
+
+#: ``_MIGRATIONS[n]`` turns a schema-``n`` database into schema ``n + 1`` (the tables exist already).
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _seed_change_log}
 
 
 def _create_schema(db: sqlite3.Connection) -> None:

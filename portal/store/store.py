@@ -4,7 +4,9 @@ Every public method is synchronous and atomic (one SQLite transaction) and
 raises only :class:`~portal.store.errors.StoreError` subclasses for refusals.
 Snapshots live in :mod:`portal.store.snapshots`; this module answers for them
 wherever an operation receives an item read from a snapshot (reads work,
-changes are ``PermissionDenied``).
+changes are ``PermissionDenied``).  Every change also appends the affected
+items to the change feed's log (:mod:`portal.store.changes`) in the same
+transaction, so the feed can never report a change that did not happen.
 
 Listing pages are O(page): the position after each page is remembered per
 folder state, so the next page continues from that key instead of counting
@@ -17,11 +19,12 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from cachetools import LRUCache
 
+from portal.store import changes as _changes
 from portal.store import snapshots as _snapshots
 from portal.store.blobs import BlobStore, StagedBlob
 from portal.store.database import connect, transaction
@@ -62,6 +65,9 @@ class Store:
         self.blobs.recover(self._blob_is_referenced)
         # (parent key, include_deleted, change_seq, start) -> (name_key, id) of the row before `start`
         self._page_cursors: LRUCache[tuple, tuple[str, int]] = LRUCache(maxsize=1024)
+        #: Called (synchronously, possibly before the change commits) after every
+        #: logged change: the change feed's long polls wake on it and re-check.
+        self.change_listeners: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.db.close()
@@ -116,6 +122,7 @@ class Store:
             (name, owner.id, root_id, owner.id),
         ).lastrowid
         self.db.execute("UPDATE items SET cloud_folder_id=? WHERE id=?", (folder_id, root_id))
+        self._log([root_id])
         return self.cloud_folder(folder_id)
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -165,6 +172,12 @@ class Store:
     def _changed(self, *cloud_folder_ids: int) -> None:
         for folder_id in set(cloud_folder_ids):
             self.db.execute("UPDATE cloud_folders SET change_seq=change_seq+1 WHERE id=?", (folder_id,))
+
+    def _log(self, item_ids: Sequence[int], *, gone_from: int | None = None) -> None:
+        """Append these items' states to the change feed (see :mod:`portal.store.changes`)."""
+        _changes.record(self.db, item_ids, gone_from=gone_from)
+        for listener in self.change_listeners:
+            listener()
 
     # ------------------------------------------------------------------ reads
 
@@ -326,6 +339,7 @@ class Store:
             ).lastrowid
             self._touch(parent.id, now)
             self._changed(parent.cloud_folder_id)
+            self._log([new_id])
             return self.item(new_id)
 
     def stage(self) -> StagedBlob:
@@ -369,6 +383,7 @@ class Store:
                 "UPDATE items SET version_id=?, size=?, mtime=? WHERE id=?", (version_id, size, when, item_id)
             )
             self._changed(parent.cloud_folder_id)
+            self._log([item_id])
             return self.item(item_id)
 
     def _is_inside(self, folder: Item, ancestor: Item) -> bool:
@@ -412,19 +427,24 @@ class Store:
         with transaction(self.db):
             self._prepare_target(item, new_parent, new_name, replace, moving=True)
             now = time.time()
+            crossing = new_parent.cloud_folder_id != item.cloud_folder_id
+            subtree = self._subtree_ids(item.id) if crossing else [item.id]
+            if crossing:  # logged as it was there, before the rows change
+                self._log(subtree, gone_from=item.cloud_folder_id)
             self.db.execute(
                 "UPDATE items SET parent_id=?, name=?, name_key=? WHERE id=?",
                 (new_parent.id, new_name, self.name_key(new_name), item.id),
             )
-            if new_parent.cloud_folder_id != item.cloud_folder_id:
+            if crossing:
                 self._check_growth(new_parent.cloud_folder_id, self._subtree_size(item))
-                for descendant in self._subtree_ids(item.id):
+                for descendant in subtree:
                     self.db.execute(
                         "UPDATE items SET cloud_folder_id=? WHERE id=?", (new_parent.cloud_folder_id, descendant)
                     )
             self._touch(item.parent_id, now)
             self._touch(new_parent.id, now)
             self._changed(item.cloud_folder_id, new_parent.cloud_folder_id)
+            self._log(subtree)
             return self.item(item.id)
 
     def copy(self, item: Item, new_parent: Item, new_name: str, *, replace: bool = False) -> Item:
@@ -439,6 +459,7 @@ class Store:
             new_id = self._copy_into(item, new_parent, new_name, now)
             self._touch(new_parent.id, now)
             self._changed(new_parent.cloud_folder_id)
+            self._log(self._subtree_ids(new_id))
             return self.item(new_id)
 
     def _copy_into(self, item: Item, parent: Item, name: str, now: float) -> int:
@@ -509,6 +530,7 @@ class Store:
             self.db.execute(f"UPDATE items SET deleted_at=?, delete_op=? WHERE id IN ({marks})", (now, op, *chunk))
         self._touch(item.parent_id, now)
         self._changed(item.cloud_folder_id)
+        self._log(ids)
 
     def restore(self, item: Item, *, replace: bool = False, new_name: str | None = None) -> Item:
         """Bring a deleted item back (with the subtree deleted with it, and any
@@ -535,10 +557,12 @@ class Store:
             for folder in reversed(chain):  # outermost first
                 self._undelete_one(folder, replace=replace, new_name=None, now=now)
             self._undelete_one(item, replace=replace, new_name=new_name, now=now)
-            for descendant in self._subtree_ids(item.id, delete_op=op)[1:]:
+            descendants = self._subtree_ids(item.id, delete_op=op)[1:]
+            for descendant in descendants:
                 self.db.execute("UPDATE items SET deleted_at=NULL, delete_op=NULL WHERE id=?", (descendant,))
             self._touch(item.parent_id, now)
             self._changed(item.cloud_folder_id)
+            self._log([*(f.id for f in reversed(chain)), item.id, *descendants])
             # Restored content counts again: without this, delete-upload-restore
             # would grow a user past any quota.  Raising rolls the restore back.
             used, quota = self.quota_of(item.cloud_folder_id)
