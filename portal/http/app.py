@@ -14,6 +14,8 @@ other verbs on ``{ctx}/webdav/<path>``       WebDAV class 1 (:mod:`portal.http.w
 ``POST {ctx}/upload/folders/<uid>``          upload
 ``POST {ctx}/folders/folders/<uid>``         ZIP of a folder or selection
 ``GET  {ctx}/public/publicInfo``             unauthenticated connection test
+``POST {ctx}/v2/api/metadata/<call>``       the change feed (:mod:`portal.http.feed`)
+``/invitations/…``                           public links (:mod:`portal.http.invitations`)
 ``POST /portalfs/test/expire-sessions``      test hook, only with ``test_hooks``
 ==========================================  =====================================
 
@@ -34,11 +36,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from portal.http import account, archive, browse, tasks, transfer, webdav  # noqa: F401 - register methods
+from portal.http import account, archive, browse, feed, invitations, sharing, tasks, transfer, webdav  # noqa: F401 - register methods
 from portal.http.asgi import HttpError, Receive, Request, Response, Scope, Send, text_response, xml_response
 from portal.http.execute import Call, execute
 from portal.http.namespace import Namespace
-from portal.http.sessions import ADMIN, CONTEXTS, COOKIE, LOGIN_PAGE, Session, SessionTable
+from portal.http.sessions import ADMIN, CONTEXTS, COOKIE, INVITATIONS, LOGIN_PAGE, Session, SessionTable
 from portal.http.tasks import TaskBoard
 from portal.store import NotFound, PermissionDenied, Store, StoreError, User
 from wire import ctera_xml
@@ -99,6 +101,8 @@ class PortalApp:
         if segments[0] == "portalfs":
             return await self._hooks(request, segments[1:])
         context = "/" + segments[0]
+        if context == INVITATIONS:
+            return await invitations.route(self, request, segments[1:])
         if context not in CONTEXTS:
             raise HttpError(404, "Resource does not exist")
         area, rest = (segments[1], segments[2:]) if len(segments) > 1 else ("", [])
@@ -114,6 +118,8 @@ class PortalApp:
 
         if area == "api":
             return await self._api(request, context, session, namespace, rest)
+        if area == "v2" and rest[:1] == ["api"]:
+            return await feed.handle(self.store, namespace, request, rest[1:])
         if area == "webdav":
             if method in ("GET", "HEAD"):
                 return await transfer.download(self.store, namespace, request, rest)

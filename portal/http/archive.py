@@ -63,6 +63,8 @@ async def download_zip(store: Store, namespace: Namespace, request: Request) -> 
             selected.append(namespace.resolve(path_of_href(ctera_xml.as_str(value) or "", namespace.context)))
         except NotFound:
             raise HttpError(404, "Resource does not exist") from None
+        if not selected[-1].readable:
+            raise HttpError(403, f"the share grants {selected[-1].permission} access: no downloads")
     if not selected:
         raise HttpError(400, "the ZIP request selects nothing")
     return Response(

@@ -39,7 +39,7 @@ def resource_info(call: Call, node: Node) -> Obj:
         cloudFolderInfo=_cloud_folder_info(node),
         fileId=item.id if item is not None and not listing_snapshots else None,
         scope=node.scope,
-        permission="ReadWrite" if node.writable else "ReadOnly",
+        permission=node.permission,
     )
     if item is not None and not is_folder and "." in node.name.lstrip("."):
         info.fields["extension"] = node.name.rsplit(".", 1)[1]
@@ -67,6 +67,10 @@ def list_page(namespace: Namespace, node: Node, start: int, limit: int, include_
         return _slice(namespace.snapshot_nodes(node), start, limit)
     if node.item is None:
         return _slice(namespace.virtual_children(node), start, limit)
+    if not node.listable:
+        return [], False
+    # Through a share, the owner's recycle bin stays the owner's.
+    include_deleted = include_deleted and node.share is None
     items, more = namespace.store.children(node.item, start=start, limit=limit, include_deleted=include_deleted)
     return namespace.children_of_item(node, items), more
 
@@ -148,8 +152,8 @@ def list_snapshots(call: Call, param: ctera_xml.Value) -> list[ctera_xml.Value]:
     except NotFound:
         raise HttpError(404, "Resource does not exist") from None
     folder = node.cloud_folder
-    if folder is None or node.item is None:
-        return []
+    if folder is None or node.item is None or node.share is not None:
+        return []  # no history through a share: only the current state is shared
     top = _cloud_folder_path(node)
     relative = list(node.path[len(top) :])
     if relative[:1] == [SNAPSHOTS_DIR]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +81,8 @@ def path_of_href(href: str, context: str) -> list[str]:
     return names
 
 
-async def execute(call_factory: Callable[[], Call], request: Request) -> Any:
+async def execute(call_factory: Callable[[], Call], request: Request, allowed: Collection[str] | None = None) -> Any:
+    """Decode the envelope, run its method (one of ``allowed`` if given), encode the reply."""
     body = await request.body(MAX_EXECUTE_BODY)
     try:
         envelope = ctera_xml.as_obj(ctera_xml.decode(body))
@@ -93,7 +94,7 @@ async def execute(call_factory: Callable[[], Call], request: Request) -> Any:
     name = ctera_xml.as_str(envelope.get("name"))
     if kind != "user-defined":
         raise HttpError(400, f"unsupported call type {kind!r}")
-    handler = _METHODS.get(name or "")
+    handler = _METHODS.get(name or "") if allowed is None or name in allowed else None
     if handler is None:
         raise HttpError(400, f"unknown method {name!r}")
     try:

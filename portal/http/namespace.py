@@ -12,10 +12,22 @@ path (below ``{ctx}/webdav``)                 what                  scope
 ``Users``                                    all end users         UsersContainer
 ``Users/<friendly name>``                    one user's folders    UsersFoldersContainer
 ``Users/<friendly name>/My Files/…``         as above
+``Shared With Me``                           shares received       SharedContainer (read-only)
+``Shared With Me/<name>``                    a shared item         Shared
+``Shared With Me/<name>/…``                  inside it             InsideCloudFolder
 ==========================================  ====================  ==========
 
 Every path component is checked here: ``.``, ``..``, names holding ``/`` or
 NUL never match anything, so no spelling can leave the caller's namespace.
+
+*Shared With Me* appears in an end user's root only while something is
+shared with them (an empty container would only be noise).  Everything below
+it is reached through the share that granted it (:attr:`Node.share`): read
+access only (writes through shares are not offered), no recycle bin, no
+``.snapshots``, and the share's access mode decides whether content may be
+listed (not ``UploadOnly``) and downloaded (not ``PreviewOnly`` either).
+Two shared items of the same name are told apart by their owner's name:
+``Report.docx (Alice Smith)``.
 """
 
 from __future__ import annotations
@@ -25,15 +37,20 @@ from dataclasses import dataclass
 
 from portal.http.sessions import ADMIN
 from portal.store import CloudFolder, Item, NotFound, Snapshot, Store, User
+from portal.store import shares as _shares
 from portal.store.names import SNAPSHOTS_DIR
+from portal.store.shares import Share
 
 USERS_DIR = "Users"
+SHARED_DIR = "Shared With Me"
 
 ROOT = "Root"
 USERS_CONTAINER = "UsersContainer"
 USERS_FOLDERS_CONTAINER = "UsersFoldersContainer"
 PERSONAL = "Personal"
 INSIDE = "InsideCloudFolder"
+SHARED_CONTAINER = "SharedContainer"
+SHARED = "Shared"
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class Node:
     #: set on the ``.snapshots`` folder itself (listing it lists snapshots)
     snapshots_of: CloudFolder | None = None
     snapshot: Snapshot | None = None
+    #: the share through which this node is reached (None: the caller's own or an admin's view)
+    share: Share | None = None
 
     @property
     def is_folder(self) -> bool:
@@ -57,7 +76,29 @@ class Node:
     @property
     def writable(self) -> bool:
         """Can children be created here / can this be changed?"""
-        return self.item is not None and self.item.snapshot_id is None and self.snapshots_of is None
+        return (
+            self.item is not None and self.item.snapshot_id is None and self.snapshots_of is None and self.share is None
+        )
+
+    @property
+    def permission(self) -> str:
+        """The effective access a client is told (``ResourceInfo.permission``).
+
+        Through a share it is what this portal enforces: a ``ReadWrite`` share
+        reads as ``ReadOnly`` because writes through shares are not offered.
+        """
+        if self.share is not None and self.share.access in (_shares.PREVIEW_ONLY, _shares.UPLOAD_ONLY):
+            return self.share.access
+        return _shares.READ_WRITE if self.writable else _shares.READ_ONLY
+
+    @property
+    def listable(self) -> bool:
+        return self.share is None or self.share.access != _shares.UPLOAD_ONLY
+
+    @property
+    def readable(self) -> bool:
+        """May content be downloaded (file GET, ZIP)?"""
+        return self.share is None or self.share.access in (_shares.READ_ONLY, _shares.READ_WRITE)
 
     @property
     def name(self) -> str:
@@ -107,12 +148,16 @@ class Namespace:
         if parent.item is not None:
             if parent.snapshots_of is not None:
                 return self._snapshot_by_label(parent, name)
-            if parent.item.parent_id is None and parent.item.snapshot_id is None and name == SNAPSHOTS_DIR:
+            shared = parent.share is not None
+            if not shared and parent.item.parent_id is None and parent.item.snapshot_id is None and name == SNAPSHOTS_DIR:
                 return Node(path, INSIDE, item=parent.item, cloud_folder=parent.cloud_folder, snapshots_of=parent.cloud_folder)
-            item = self.store.child(parent.item, name, include_deleted=include_deleted)
+            if shared and not parent.listable:
+                return None
+            item = self.store.child(parent.item, name, include_deleted=include_deleted and not shared)
             if item is None:
                 return None
-            return Node(path, INSIDE, item=item, cloud_folder=parent.cloud_folder, snapshot=parent.snapshot)
+            return Node(path, INSIDE, item=item, cloud_folder=parent.cloud_folder, snapshot=parent.snapshot,
+                        share=parent.share)
         for candidate in self.virtual_children(parent):
             if self.store.name_key(candidate.name) == self.store.name_key(name):
                 return candidate
@@ -123,7 +168,12 @@ class Namespace:
         if parent.scope == ROOT and self.is_admin_view:
             return [Node((USERS_DIR,), USERS_CONTAINER)]
         if parent.scope == ROOT:
-            return [self._cloud_folder_node((), folder) for folder in self.store.cloud_folders(self.user.id)]
+            nodes = [self._cloud_folder_node((), folder) for folder in self.store.cloud_folders(self.user.id)]
+            if _shares.shared_with(self.store, self.user.id):
+                nodes.append(Node((SHARED_DIR,), SHARED_CONTAINER))
+            return nodes
+        if parent.scope == SHARED_CONTAINER and not self.is_admin_view:
+            return self._shared_with_me(parent)
         if parent.scope == USERS_CONTAINER:
             return [
                 Node((*parent.path, user.friendly_name), USERS_FOLDERS_CONTAINER, owner=user)
@@ -133,6 +183,23 @@ class Namespace:
         if parent.scope == USERS_FOLDERS_CONTAINER and parent.owner is not None:
             return [self._cloud_folder_node(parent.path, f) for f in self.store.cloud_folders(parent.owner.id)]
         return []
+
+    def _shared_with_me(self, container: Node) -> list[Node]:
+        """One node per share in force for the caller, under a name unique in the container."""
+        nodes: list[Node] = []
+        taken: set[str] = set()
+        for share, item in _shares.shared_with(self.store, self.user.id):
+            folder = self.store.cloud_folder(item.cloud_folder_id)
+            name = item.name
+            if self.store.name_key(name) in taken:
+                stem, dot, extension = name.rpartition(".") if not item.is_folder and "." in name[1:] else (name, "", "")
+                base = f"{stem} ({folder.owner_friendly_name})"
+                name, counter = f"{base}{dot}{extension}", 2
+                while self.store.name_key(name) in taken:
+                    name, counter = f"{base[:-1]} {counter}){dot}{extension}", counter + 1
+            taken.add(self.store.name_key(name))
+            nodes.append(Node((*container.path, name), SHARED, item=item, cloud_folder=folder, share=share))
+        return nodes
 
     def _cloud_folder_node(self, prefix: tuple[str, ...], folder: CloudFolder) -> Node:
         return Node((*prefix, folder.name), PERSONAL, item=self.store.item(folder.root_item_id), cloud_folder=folder)
@@ -159,7 +226,8 @@ class Namespace:
 
     def children_of_item(self, parent: Node, items: list[Item]) -> list[Node]:
         return [
-            Node((*parent.path, item.name), INSIDE, item=item, cloud_folder=parent.cloud_folder, snapshot=parent.snapshot)
+            Node((*parent.path, item.name), INSIDE, item=item, cloud_folder=parent.cloud_folder, snapshot=parent.snapshot,
+                 share=parent.share)
             for item in items
         ]
 

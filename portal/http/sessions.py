@@ -30,6 +30,9 @@ from portal.store import Store, User
 
 SERVICES = "/ServicesPortal"
 ADMIN = "/admin"
+#: Where public links are opened; its sessions are anonymous (see portal.http.invitations).
+INVITATIONS = "/invitations"
+#: The contexts one logs in to.
 CONTEXTS = (SERVICES, ADMIN)
 COOKIE = "JSESSIONID"
 LOGIN_PAGE = "/ServicesPortal/login.html"
@@ -63,6 +66,13 @@ class SessionTable:
             return None
         now = time.monotonic()
         session = Session(secrets.token_hex(16).upper(), user, context, now, now)
+        self._sessions[session.id] = session
+        return session
+
+    def open_anonymous(self, acting_for: User, context: str, **extra: object) -> Session:
+        """A session nobody logged in to (an opened invitation), acting for ``acting_for``."""
+        now = time.monotonic()
+        session = Session(secrets.token_hex(16).upper(), acting_for, context, now, now, extra=dict(extra))
         self._sessions[session.id] = session
         return session
 

@@ -207,7 +207,9 @@ def _run_one(namespace: Namespace, name: str, pair: _Pair, handler: str | None, 
             # The folder may be deleted too (the listing showed this item inside
             # it); restoring the item restores the deleted folders above it.
             parent = namespace.resolve(pair.src[:-1], include_deleted=True)
-            deleted = store.deleted_child(parent.item, pair.src[-1]) if parent.item and pair.src else None
+            # Through a share the owner's recycle bin is out of sight: nothing to restore.
+            visible = parent.item is not None and parent.share is None and pair.src
+            deleted = store.deleted_child(parent.item, pair.src[-1]) if visible else None
             if deleted is None:
                 raise NotFound(pair.src_href)
             source_node = None
@@ -217,7 +219,8 @@ def _run_one(namespace: Namespace, name: str, pair: _Pair, handler: str | None, 
     except NotFound:
         task.finish("failed", f"Resource, {'/'.join(pair.src)} , doesn't exist.", cursor=_cursor(parent_href, pair))
         return False
-    if source_node is not None and not source_node.writable and name != "copyResources":
+    # A copy only reads its source, but through a share only where the share lets content out.
+    if source_node is not None and not (source_node.readable if name == "copyResources" else source_node.writable):
         task.finish("failed", "PermissionDenied", "PermissionDenied", _cursor(parent_href, pair))
         return False
     try:

@@ -91,6 +91,8 @@ async def download(store: Store, namespace: Namespace, request: Request, path: l
         raise HttpError(404, "Resource does not exist") from None
     if node.is_folder or node.item is None:
         raise HttpError(405, "a folder has no content to download; list it instead")
+    if not node.readable:
+        raise HttpError(403, f"the share grants {node.permission} access: no downloads")
     item = node.item
     size = item.size
     headers = [
