@@ -25,7 +25,7 @@ Error tree (the filesystem maps each to one errno, in ``vfs.errors``)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -175,4 +175,47 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Log out and release connections."""
+        ...
+
+
+#: Content to upload: called once per attempt, each call yields the whole content
+#: again from the start (so a retried upload can resend it).
+UploadSource = Callable[[], AsyncIterator[bytes]]
+
+
+class WritableBackend(Backend, Protocol):
+    """The write half.  Paths name the item itself (not its parent); every
+    change is done when the call returns (background tasks are awaited)."""
+
+    async def upload(self, path: Path, source: UploadSource, size: int) -> RemoteEntry:
+        """Make ``source`` the content of the file at ``path``: a new version of an
+        existing file (its identity unchanged) or a new file.  Returns the file
+        as the portal now describes it.  IsADirectory, NotFound (parent),
+        QuotaExceeded, InvalidName, ReadOnly, PermissionDenied."""
+        ...
+
+    async def make_folder(self, path: Path) -> RemoteEntry:
+        """Create a folder.  Exists, NotFound (parent), InvalidName, ReadOnly."""
+        ...
+
+    async def move(self, source: Path, target: Path, *, replace: bool = False) -> None:
+        """Rename and/or move (the item keeps its identity).  Exists when ``target``
+        is taken and not ``replace``; with ``replace`` the occupant goes to the
+        recycle bin.  NotFound (source or target's parent)."""
+        ...
+
+    async def copy(self, source: Path, target: Path, *, replace: bool = False) -> None:
+        """Server-side copy (no content crosses the network).  As :meth:`move`."""
+        ...
+
+    async def delete(self, path: Path) -> None:
+        """Send a file or a whole folder to the recycle bin.  NotFound."""
+        ...
+
+    async def list_deleted(self, path: Path) -> list[RemoteEntry]:
+        """The deleted (recoverable) children of the folder at ``path``."""
+        ...
+
+    async def undelete(self, path: Path) -> None:
+        """Bring back the most recently deleted item at ``path``.  NotFound, Exists."""
         ...
