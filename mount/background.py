@@ -80,9 +80,13 @@ def serve_foreground(settings: daemon.MountSettings, *, ready_fd: int | None = N
 
     try:
         trio.run(lambda: daemon.run(settings, on_ready=ready))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
+    except BaseException as exc:
+        # Ctrl-C before the mount was up (once mounted, signals stop it cleanly, status 0); trio
+        # may deliver it inside an exception group when it lands in a nursery (open_tcp_stream's).
+        if isinstance(exc, KeyboardInterrupt) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None):
+            print("portalfs: interrupted; nothing mounted", file=sys.stderr)
+            return 130
         message = explain(exc, settings)
         if message is None:
             raise
@@ -169,10 +173,22 @@ def daemonize(argv: list[str], password: str) -> int:
         )
     os.close(password_read)
     os.close(ready_write)
-    with os.fdopen(password_write, "w") as pipe:
-        pipe.write(password)
-    with os.fdopen(ready_read, "r") as pipe:
-        answer = pipe.readline().strip()
+    try:
+        with os.fdopen(password_write, "w") as pipe:
+            pipe.write(password)
+        with os.fdopen(ready_read, "r") as pipe:
+            answer = pipe.readline().strip()
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting: the user gave up, so the detached child must not mount
+        # behind their back (SIGTERM: it dies while logging in, or unmounts cleanly).
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        print("portalfs: interrupted; nothing mounted", file=sys.stderr)
+        return 130
     if answer == "ok":
         return 0
     if not answer:
