@@ -79,10 +79,10 @@ def all_pids() -> list[int]:
     return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
-def one_line_failure(result: subprocess.CompletedProcess) -> str:
+def one_line_failure(result: subprocess.CompletedProcess, status: int = 1) -> str:
     """Assert the contract for failures a user can fix: status 1, one ``portalfs:`` line, no traceback."""
     detail = f"status {result.returncode}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}"
-    assert result.returncode == 1, detail
+    assert result.returncode == status, detail
     assert "Traceback" not in result.stderr + result.stdout, detail
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("portalfs: "), detail

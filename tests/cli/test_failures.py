@@ -51,11 +51,12 @@ def cases(portal: PortalProcess, cli: Cli, closed_port: int) -> dict[str, Case]:
                              "TLS certificate verification failed"),
         "no such mountpoint": Case(["mount", portal.url, str(cli.root / "nowhere"), "--user", "alice", *ca, *good],
                                    "does not exist"),
-        "bad -o option": Case(["mount", portal.url, mountpoint, "--user", "alice", *ca, *good, "-o", "ro,cahce_size=1G"],
-                              "unknown mount option 'cahce_size=1G'"),
+        "bad -o option": Case(["mount", portal.url, mountpoint, "--user", "alice", *ca, *good,
+                               "-o", "ro,cahce_size=1G"], "unknown mount option 'cahce_size=1G'"),
         "no user": Case(["mount", portal.url, mountpoint, *ca, *good], "--user"),
         "unreadable password file": Case(["mount", portal.url, mountpoint, "--user", "alice", *ca,
-                                          "--password-file", str(cli.root / "missing")], "cannot read the password file"),
+                                          "--password-file", str(cli.root / "missing")],
+                                         "cannot read the password file"),
     }
 
 
@@ -90,3 +91,8 @@ def test_mounting_on_a_mounted_directory_is_refused(cli: Cli, sample_portal: Por
     assert cli.run("unmount", str(mountpoint)).returncode == 0
     wait_for(lambda: not cli.processes(), 30, "the daemon to end")
     assert no_mounts_left(cli)
+
+
+def test_unmounting_what_is_not_mounted_is_one_line(cli: Cli) -> None:
+    mountpoint = cli.mountpoint()
+    assert str(mountpoint) in one_line_failure(cli.run("unmount", str(mountpoint)))

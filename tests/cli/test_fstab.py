@@ -45,7 +45,8 @@ def umount(cli: Cli, mountpoint: Path) -> None:
 
 def test_helper_called_as_mount8_calls_it(cli: Cli, sample_portal: PortalProcess) -> None:
     mountpoint = cli.mountpoint()
-    mount8_options = f"rw,{options(cli, sample_portal).replace(',x-systemd.automount,x-gvfs-notrash', '')},exec,suid,dev"
+    fstab_options = options(cli, sample_portal).replace(",x-systemd.automount,x-gvfs-notrash", "")
+    mount8_options = f"rw,{fstab_options},exec,suid,dev"  # x-* kept by mount(8), its defaults added
     result = cli.run(sample_portal.url, str(mountpoint), "-n", "-v", "-o", mount8_options, program="mount.portalfs")
     assert result.returncode == 0, result.stderr
     assert (mountpoint / "Documents" / "Report.txt").read_bytes()
