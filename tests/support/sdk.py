@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import ssl
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import cterasdk.settings
-from cterasdk import GlobalAdmin, ServicesPortal
+from cterasdk import AsyncGlobalAdmin, AsyncServicesPortal, GlobalAdmin, ServicesPortal
 
 from tests.support.portal_process import PortalProcess
 
 cterasdk.settings.core.syn.settings.connector.ssl = False
+cterasdk.settings.core.asyn.settings.connector.ssl = False
 
 
 @contextmanager
@@ -42,6 +43,28 @@ def admin_session(portal: PortalProcess, name: str = "root") -> Iterator[GlobalA
         yield client
     finally:
         client.logout()
+
+
+@asynccontextmanager
+async def async_user_session(portal: PortalProcess, name: str = "alice") -> AsyncIterator[AsyncServicesPortal]:
+    """An end user of the SDK's asyncio flavour (the only one with the change feed)."""
+    client = AsyncServicesPortal(portal.host, portal.port)
+    await client.login(name, portal.users[name])
+    try:
+        yield client
+    finally:
+        await client.logout()
+
+
+@asynccontextmanager
+async def async_admin_session(portal: PortalProcess, name: str = "root") -> AsyncIterator[AsyncGlobalAdmin]:
+    """A global administrator of the SDK's asyncio flavour."""
+    client = AsyncGlobalAdmin(portal.host, portal.port)
+    await client.login(name, portal.admins[name])
+    try:
+        yield client
+    finally:
+        await client.logout()
 
 
 def portal_hook(portal: PortalProcess, name: str) -> str:
