@@ -88,8 +88,15 @@ class PortalApp:
         if response.status >= 300:  # refusals, and the 302 that tells the SDK to log in again
             await request.discard(DRAIN_LIMIT)  # so that it reaches the client
         await response.send(send, head_only=request.method == "HEAD")
+        # One line per request: tests count portal requests and content bytes from these.
+        if request.method == "HEAD":
+            sent: int | None = 0
+        else:
+            sent = len(response.body) if isinstance(response.body, bytes) else response.content_length
         log.debug(
-            "%s %s %d %.1fms", request.method, scope.get("path"), response.status, 1000 * (time.monotonic() - started)
+            "%s %s%s -> %d, %s bytes, %.1fms", request.method, scope.get("path"),
+            f" [{scope['portalfs.method']}]" if "portalfs.method" in scope else "", response.status, sent,
+            1000 * (time.monotonic() - started),
         )
 
     # ------------------------------------------------------------- routing

@@ -94,6 +94,7 @@ async def execute(call_factory: Callable[[], Call], request: Request, allowed: C
     name = ctera_xml.as_str(envelope.get("name"))
     if kind != "user-defined":
         raise HttpError(400, f"unsupported call type {kind!r}")
+    request.scope["portalfs.method"] = name  # named in the request log line
     handler = _METHODS.get(name or "") if allowed is None or name in allowed else None
     if handler is None:
         raise HttpError(400, f"unknown method {name!r}")
