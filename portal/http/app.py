@@ -36,7 +36,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from portal.http import account, archive, browse, feed, invitations, sharing, tasks, transfer, webdav  # noqa: F401 - register methods
+from portal.http import (  # noqa: F401 - register methods
+    account, archive, browse, credentials, feed, invitations, sharing, tasks, transfer, webdav,
+)
 from portal.http.asgi import HttpError, Receive, Request, Response, Scope, Send, text_response, xml_response
 from portal.http.execute import Call, execute
 from portal.http.namespace import Namespace

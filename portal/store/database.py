@@ -22,7 +22,8 @@ Items:
   the item's state after it; ``seq`` only grows (AUTOINCREMENT never reuses a
   value), which is what makes it a cursor (:mod:`portal.store.changes`).
 * ``shares`` and ``share_settings`` (schema 2) are public links and
-  collaboration recipients (:mod:`portal.store.shares`).
+  collaboration recipients (:mod:`portal.store.shares`); ``api_keys`` (schema
+  2) the users' S3-style key pairs (:mod:`portal.store.api_keys`).
 
 Upgrades: a data directory of an older schema is migrated in place when
 opened (every new table is ``CREATE … IF NOT EXISTS``; :data:`_MIGRATIONS`
@@ -142,6 +143,15 @@ CREATE TABLE IF NOT EXISTS shares (
 );
 CREATE INDEX IF NOT EXISTS shares_by_item ON shares (item_id);
 CREATE INDEX IF NOT EXISTS shares_by_invitee ON shares (invitee_user_id);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    access_key  TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    created     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (user_id);
 
 CREATE TABLE IF NOT EXISTS share_settings (
     item_id       INTEGER PRIMARY KEY,
