@@ -192,6 +192,8 @@ class PropertySource:
         return values
 
     def _owner_id(self, node: Node) -> int | None:
+        if node.share is not None:
+            return None  # the owner's quota is the owner's business, not the recipient's
         if node.cloud_folder is not None:
             return node.cloud_folder.owner_id
         if node.owner is not None:

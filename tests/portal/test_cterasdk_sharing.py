@@ -352,3 +352,18 @@ def test_search_collaboration_members(portal: PortalProcess, alice: ServicesPort
         assert search("users", "alice") == [], "nobody shares with themselves"
         assert search("users", "root") == [], "administrators are no collaborators"
         assert search("groups", "bob") == []
+
+
+def test_stock_webdav_clients_see_shares_read_only(portal: PortalProcess, alice: ServicesPortal) -> None:
+    alice.files.share("My Files/Docs", [Collaborator.local_user(UserAccount("bob")).read_write()])
+    propfind = (b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop><displayname/>'
+                b"<quota-used-bytes/></prop></propfind>")
+    with ph.client(portal, auth=("bob", portal.users["bob"])) as dav:
+        reply = dav.request("PROPFIND", ph.webdav_url("Shared With Me/Docs/"), headers={"Depth": "1"}, content=propfind)
+        assert reply.status_code == 207 and "report.txt" in reply.text
+        assert ">secret.txt<" not in reply.text
+        assert "<quota-used-bytes>" not in reply.text.replace("D:", ""), "the owner's usage stays the owner's"
+        assert dav.get(ph.webdav_url("Shared With Me/Docs/report.txt")).content == REPORT
+        assert dav.put(ph.webdav_url("Shared With Me/Docs/new.txt"), content=b"x").status_code == 403
+        assert dav.request("DELETE", ph.webdav_url("Shared With Me/Docs/report.txt")).status_code == 403
+    assert sorted(entry.name for entry in alice.files.listdir("My Files/Docs")) == ["Inner", "report.txt"]
