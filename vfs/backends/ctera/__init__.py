@@ -9,9 +9,14 @@ One concept per module:
 ``resources``       ``fetchResources`` replies → ``RemoteEntry`` (hostile input refused)
 ``downloads``       ranged reads with ETag binding and stale-version detection
 ``snapshots``       ``listSnapshots`` replies → ``SnapshotRef``
+``uploads``         multipart uploads, streamed, and the cloud folder uid cache
+``changes``         mkdir, move, copy, delete, the recycle bin
+``tasks``           background tasks: submit, poll, outcome
+``execute``         the ``execute`` envelope of every file-browser method
 ``quota``           RFC 4331 quota via ``PROPFIND``
 ``paths``           tuples of names ⇄ percent-encoded hrefs
-``errors``          HTTP statuses, in-band codes, transport failures → ``BackendError``
+``errors``          HTTP statuses, in-band codes, upload refusals, failed tasks,
+                    transport failures → ``BackendError``
 ``counters``        ``statistics()``
 ==================  ==========================================================
 """

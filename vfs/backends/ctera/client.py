@@ -1,4 +1,4 @@
-"""``CteraBackend``: the read side of the :class:`~vfs.backends.base.Backend` protocol for a CTERA Portal.
+"""``CteraBackend``: the :class:`~vfs.backends.base.WritableBackend` protocol for a CTERA Portal.
 
 ============================  ================================================
 backend call                  wire (spec section)
@@ -8,12 +8,17 @@ backend call                  wire (spec section)
 ``read(entry, off, n)``       ``GET {ctx}/webdav/<href>`` with ``Range`` (§4.4; :mod:`.downloads`)
 ``list_snapshots(path)``      ``listSnapshots`` (§4.3; :mod:`.snapshots`)
 ``quota(path)``               ``PROPFIND`` on the cloud folder (:mod:`.quota`)
+``upload(path, src, n)``      multipart ``POST {ctx}/upload/folders/<uid>`` (§4.6; :mod:`.uploads`)
+``make_folder(path)``         ``makeCollection`` (§4.7; :mod:`.changes`)
+``move``/``copy``/``delete``  background tasks, polled (§4.8, §5; :mod:`.changes`, :mod:`.tasks`)
+``list_deleted``/``undelete``  ``includeDeleted`` listing, ``restoreResources`` (§4.8)
 ============================  ================================================
 
-Every call is one :class:`~vfs.backends.retry.RetryPolicy` run around one
+Every read is one :class:`~vfs.backends.retry.RetryPolicy` run around one
 attempt; every attempt goes through the :class:`~.session.Session`, which
-handles session expiry.  All calls here are reads, hence idempotent, so a
-500 is retried like a 502/503/504.
+handles session expiry.  Reads are idempotent, so a 500 is retried like a
+502/503/504.  How writes are retried is explained in :mod:`.uploads` and
+:mod:`.tasks`.
 
 Listing pages do not need a depth-0 call first (unlike the SDK's listdir): a
 depth-1 reply carries ``root`` itself, which tells "missing"
@@ -46,16 +51,21 @@ from vfs.backends.base import (
     RemoteEntry,
     SnapshotRef,
     Transient,
+    UploadSource,
 )
+from vfs.backends.ctera.changes import Changes
 from vfs.backends.ctera.connection import DEFAULT_TIMEOUTS, Timeouts, make_client
 from vfs.backends.ctera.counters import Counters, CteraStatistics, RequestKind
 from vfs.backends.ctera.downloads import DEFAULT_MAX_OVERREAD, RangeReader
 from vfs.backends.ctera.errors import error_for_code
+from vfs.backends.ctera.execute import execute
 from vfs.backends.ctera.paths import href_of
 from vfs.backends.ctera.quota import propfind_quota
-from vfs.backends.ctera.resources import child_entries, decode_fetch_reply, entry_of
+from vfs.backends.ctera.resources import Placement, child_entries, decode_fetch_reply, entry_of, placement_of
 from vfs.backends.ctera.session import ADMIN, SERVICES, Session
 from vfs.backends.ctera.snapshots import snapshot_refs
+from vfs.backends.ctera.tasks import TaskRunner
+from vfs.backends.ctera.uploads import FolderUids, Uploader
 from vfs.backends.retry import RetryPolicy
 from wire import ctera_xml
 from wire.ctera_xml import Obj, XmlDecodeError, obj
@@ -66,8 +76,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The largest execute reply accepted (a page of 1000 entries is about 1 MiB).
-MAX_XML_REPLY = 32 << 20
 #: Closing never holds up a shutdown longer than this.
 CLOSE_TIMEOUT = 10.0
 
@@ -91,6 +99,7 @@ class CteraBackend:
         admin: bool = False,
         retry: RetryPolicy | None = None,
         max_overread: int = DEFAULT_MAX_OVERREAD,
+        task_timeout: float = DEFAULT_TIMEOUTS.task,
     ) -> None:
         self._counters = Counters()
         self._session = Session(
@@ -101,6 +110,18 @@ class CteraBackend:
         self._client = client
         self._closed = False
         self._default_quota_folder: Path | None = None
+        self._uids = FolderUids()
+        self._uploader = Uploader(
+            self._session, self._retry, self._counters, self._uids,
+            describe=self._describe_once, stat=self.stat, on_retry=self._count_retry,
+        )
+        tasks = TaskRunner(
+            self._session, self._retry, self._counters, timeout=task_timeout, on_retry=self._count_retry
+        )
+        self._changes = Changes(
+            self._session, self._retry, self._counters, tasks, self._uids,
+            describe=self._describe_once, stat=self.stat, refine=self._reader.refine, on_retry=self._count_retry,
+        )
 
     def __repr__(self) -> str:
         return f"<CteraBackend {self._session!r}>"
@@ -141,6 +162,11 @@ class CteraBackend:
         return await self._retrying(lambda: self._stat_once(path))
 
     async def _stat_once(self, path: Path) -> RemoteEntry:
+        entry, _ = await self._describe_once(path)
+        return entry
+
+    async def _describe_once(self, path: Path) -> tuple[RemoteEntry, Placement]:
+        """One depth-0 ``fetchResources``: the entry, and where it sits (for writes)."""
         href = href_of(self.context, path)
         what = f"stat of /{'/'.join(path)}"
         param = obj("FetchResourcesParam", start=0, limit=1, root=href, depth=0)
@@ -148,7 +174,18 @@ class CteraBackend:
         reply = decode_fetch_reply(value, what=what)
         if reply.root is None:
             raise NotFound(f"{what}: no such file or folder")
-        return self._entry(reply.root, path, href, what)
+        entry = self._entry(reply.root, path, href, what)
+        return entry, self._placement(reply.root, entry, what)
+
+    def _placement(self, info: Obj, entry: RemoteEntry, what: str) -> Placement:
+        """Where ``info`` sits; a folder's cloud folder uid is remembered for uploads into it."""
+        try:
+            placement = placement_of(info)
+        except XmlDecodeError as exc:
+            raise ProtocolError(f"{what}: undecodable item ({exc})") from None
+        if entry.is_dir:
+            self._uids.learn(entry.path, placement.cloud_folder_uid)
+        return placement
 
     async def list_page(self, path: Path, start: int, limit: int) -> Page:
         """Children of the folder at ``path`` from ``start`` (``fetchResources`` depth 1).
@@ -172,8 +209,10 @@ class CteraBackend:
             raise error_for_code(reply.error_type, what=what)
         if reply.root is None:
             raise NotFound(f"{what}: no such folder")
-        if not self._entry(reply.root, path, href, what).is_dir:
+        folder = self._entry(reply.root, path, href, what)
+        if not folder.is_dir:
             raise NotADirectory(f"{what}: not a folder")
+        self._placement(reply.root, folder, what)
         entries = [self._reader.refine(entry) for entry in child_entries(reply, path, self.context)]
         self._counters.rejected_entries += len(reply.items) - len(entries)
         # An empty page ends the listing whatever hasMore says (spec §4.2), so a
@@ -240,24 +279,53 @@ class CteraBackend:
             self._default_quota_folder = page.entries[0].path
         return self._default_quota_folder
 
+    # --------------------------------------------------------------- writes
+
+    async def upload(self, path: Path, source: UploadSource, size: int) -> RemoteEntry:
+        """Make ``size`` bytes from ``source()`` the content of the file at ``path``.
+
+        A new version of an existing file (same ``object_id``) or a new file;
+        returns the file as the portal describes it afterwards.  ``source`` is
+        called again for every attempt (see :mod:`vfs.backends.ctera.uploads`).
+        IsADirectory, NotFound / NotADirectory (parent), QuotaExceeded,
+        InvalidName, ReadOnly, PermissionDenied.
+        """
+        entry = await self._uploader.upload(path, source, size)
+        return self._reader.content_replaced(entry)
+
+    async def make_folder(self, path: Path) -> RemoteEntry:
+        """Create the folder ``path`` (``makeCollection``).  Exists, NotFound, InvalidName, ReadOnly."""
+        return await self._changes.make_folder(path)
+
+    async def move(self, source: Path, target: Path, *, replace: bool = False) -> None:
+        """Rename and/or move ``source`` to ``target`` (the item keeps its identity).
+
+        Exists when ``target`` is taken, unless ``replace`` (the occupant goes
+        to the recycle bin).  NotFound (source, or target's parent).
+        """
+        await self._changes.move(source, target, replace=replace)
+
+    async def copy(self, source: Path, target: Path, *, replace: bool = False) -> None:
+        """Copy ``source`` (a file or a whole folder) to ``target`` on the portal.  As :meth:`move`."""
+        await self._changes.copy(source, target, replace=replace)
+
+    async def delete(self, path: Path) -> None:
+        """Send ``path`` (a file, or a folder with everything in it) to the recycle bin.  NotFound."""
+        await self._changes.delete(path)
+
+    async def list_deleted(self, path: Path) -> list[RemoteEntry]:
+        """The deleted children of the folder ``path`` that can be brought back, one per name."""
+        return await self._changes.list_deleted(path)
+
+    async def undelete(self, path: Path) -> None:
+        """Bring back the most recently deleted item at ``path``.  NotFound, Exists (name taken)."""
+        await self._changes.undelete(path)
+
     # -------------------------------------------------------------- helpers
 
     async def _execute(self, name: str, param: ctera_xml.Value, *, kind: str, what: str) -> ctera_xml.Value:
         """One ``execute`` call (spec §3.1); the decoded reply."""
-        envelope = Obj(None, {"type": "user-defined", "name": name, "param": param})
-        reply = await self._session.request(
-            "POST",
-            f"{self.context}/api",
-            kind=kind,
-            what=what,
-            limit=MAX_XML_REPLY,
-            headers={"content-type": "text/plain; charset=utf-8"},
-            content=ctera_xml.encode(envelope),
-        )
-        try:
-            return ctera_xml.decode(reply.body)
-        except XmlDecodeError as exc:
-            raise ProtocolError(f"{what}: the portal's reply is not valid XML ({exc})") from None
+        return await execute(self._session, name, param, kind=kind, what=what)
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await self._retry.run(operation, on_retry=self._count_retry)
@@ -294,7 +362,10 @@ async def open_ctera_backend(
     """
     base_url = _base_url(url)
     client = make_client(base_url, ca_file=ca_file, insecure=insecure, timeouts=timeouts, transport=transport)
-    backend = CteraBackend(client, user=user, password=password, admin=admin, retry=retry, max_overread=max_overread)
+    backend = CteraBackend(
+        client, user=user, password=password, admin=admin, retry=retry, max_overread=max_overread,
+        task_timeout=timeouts.task,
+    )
     try:
         await backend.login()
         yield backend

@@ -5,7 +5,8 @@
   self-signed certificate); ``insecure`` turns verification off and says so
   loudly, once per process, because a mount that silently trusts anyone is
   worse than one that fails.
-* Every request has a connect, read, write and pool timeout (:class:`Timeouts`).
+* Every request has a connect, read, write and pool timeout (:class:`Timeouts`);
+  waiting for a background task has its own bound.
   A read timeout bounds each wait for the next bytes, not a whole transfer, so
   a large range that keeps arriving is never cut off.
 * The pool allows :data:`POOL_CONNECTIONS` connections: the cache above
@@ -41,12 +42,18 @@ _insecure_warned = False
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds allowed for each phase of one request."""
+    """Seconds allowed for each phase of one request, and for a background task.
+
+    ``task`` bounds the wait for a portal-side task (move, copy, delete,
+    undelete) from its submission to its end; a recursive copy of a large
+    tree runs for a while, so it is generous.
+    """
 
     connect: float = 10.0
     read: float = 30.0
     write: float = 30.0
     pool: float = 30.0
+    task: float = 300.0
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)

@@ -1,4 +1,4 @@
-"""What the client has done so far: request counts by kind, bytes received, retries.
+"""What the client has done so far: request counts by kind, bytes moved, retries, tasks.
 
 Tests use these to assert behaviour that is invisible in results ("``ls -l``
 of a large folder sent listing pages only", "reading a cached file
@@ -29,6 +29,14 @@ class RequestKind:
     SNAPSHOTS = "snapshots"  # listSnapshots
     READ = "read"  # GET {ctx}/webdav/...
     QUOTA = "quota"  # PROPFIND
+    UPLOAD = "upload"  # POST {ctx}/upload/folders/<uid>, one per attempt
+    MKDIR = "mkdir"  # makeCollection
+    MOVE = "move"  # moveResources (submissions, conflict resubmissions included)
+    COPY = "copy"  # copyResources
+    DELETE = "delete"  # deleteResources
+    UNDELETE = "undelete"  # restoreResources
+    LIST_DELETED = "list_deleted"  # fetchResources depth 1 with includeDeleted, one per page
+    TASK_STATUS = "task_status"  # getTaskStatus / GET .../bgTasks/<n>, one per poll
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,10 @@ class CteraStatistics:
     ``requests`` counts HTTP requests sent, by :class:`RequestKind` (retries
     and the repeat after a re-login included); ``content_bytes`` is file
     content received by reads (including bytes discarded when a server ignored
-    ``Range``); ``bytes_received`` is every response body.
+    ``Range``); ``bytes_received`` is every response body.  ``upload_bytes``
+    is file content handed to the network by uploads (every attempt, so a
+    retried upload counts twice); ``tasks`` counts background tasks submitted
+    and ``task_polls`` the status requests spent waiting for them.
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)
@@ -49,6 +60,9 @@ class CteraStatistics:
     stale_versions: int = 0
     ranges_ignored: int = 0
     rejected_entries: int = 0
+    upload_bytes: int = 0
+    tasks: int = 0
+    task_polls: int = 0
 
     def count(self, kind: str) -> int:
         return self.requests.get(kind, 0)
@@ -70,6 +84,9 @@ class Counters:
     stale_versions: int = 0
     ranges_ignored: int = 0
     rejected_entries: int = 0
+    upload_bytes: int = 0
+    tasks: int = 0
+    task_polls: int = 0
 
     def snapshot(self) -> CteraStatistics:
         return CteraStatistics(
@@ -81,4 +98,7 @@ class Counters:
             stale_versions=self.stale_versions,
             ranges_ignored=self.ranges_ignored,
             rejected_entries=self.rejected_entries,
+            upload_bytes=self.upload_bytes,
+            tasks=self.tasks,
+            task_polls=self.task_polls,
         )

@@ -38,6 +38,11 @@ after the StaleVersion yields a version the cache has never seen.
 ETag bindings live in a bounded LRU keyed by ``(object_id, version, path)``:
 the path is part of the key because a snapshot copy and the live file may
 share id and version but are served by different URLs.
+
+After an upload through this backend (:meth:`RangeReader.content_replaced`)
+the bindings of the uploaded file are dropped, and if one of them was bound
+under the very version string the new content now shows (same size, same
+second), that string is bumped at once rather than at the next read.
 """
 
 from __future__ import annotations
@@ -146,6 +151,18 @@ class RangeReader:
     def refine(self, entry: RemoteEntry) -> RemoteEntry:
         """``entry`` with its version refined by what reads have learnt (see :class:`VersionEpochs`)."""
         return self._epochs.refine(entry)
+
+    def content_replaced(self, entry: RemoteEntry) -> RemoteEntry:
+        """``entry`` (as described right after new content was uploaded to it), with
+        every ETag bound for its object forgotten and its version told apart from
+        any earlier content that showed the same version string."""
+        stale = [key for key in self._etags if key[0] == entry.object_id]
+        for key in stale:
+            del self._etags[key]
+        if any(key[1] == entry.version for key in stale):
+            self._epochs.bump(entry)
+            return self._epochs.refine(dataclasses.replace(entry, version=_base_version(entry.version)))
+        return entry
 
     def _check_partial(
         self, response: httpx.Response, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str

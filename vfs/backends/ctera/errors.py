@@ -13,6 +13,12 @@ Three kinds of failure reach a client, and each has its table here:
 * **In-band error codes** of execute methods (:data:`CODE_ERRORS`):
   ``errorType`` of ``fetchResources`` and the scalar codes of
   ``makeCollection`` (spec §4.2, §4.7).
+* **In-band upload refusals** (:func:`upload_error`): the ``msg`` of an
+  upload reply whose ``rc`` is not 0 (spec §4.6, §10.2).  The vendor SDK
+  tells them apart by message text, and so do we; the reference portal also
+  puts the store's error code first (``InvalidName: …``).
+* **Failed background tasks** (:func:`task_error`): ``errorType`` and
+  ``progstring`` of a terminal task status (spec §5.3).
 * **Transport failures** (:func:`from_transport`): httpx exceptions.  A
   connection that could not be made is :class:`Unreachable`, with a one-line
   reason that tells the three common causes apart (refused, name not
@@ -28,6 +34,7 @@ contain credentials: the request body is never quoted.
 from __future__ import annotations
 
 import email.utils
+import re
 import socket
 import ssl
 import time
@@ -39,6 +46,7 @@ from vfs.backends.base import (
     BackendError,
     Exists,
     InvalidName,
+    IsADirectory,
     NotFound,
     PermissionDenied,
     ProtocolError,
@@ -58,6 +66,8 @@ __all__ = [
     "error_for_status",
     "from_transport",
     "retry_after_seconds",
+    "task_error",
+    "upload_error",
 ]
 
 #: Status → error class for any request.  500 is special-cased (idempotency).
@@ -118,6 +128,68 @@ def error_for_code(code: str, *, what: str) -> BackendError:
     """The error for an in-band error code; unknown codes are protocol errors."""
     cls = CODE_ERRORS.get(code, ProtocolError)
     return cls(f"{what}: {code}")
+
+
+#: ``msg`` prefixes of refused uploads (spec §4.6), checked in order.
+UPLOAD_MESSAGES: tuple[tuple[str, type[BackendError]], ...] = (
+    ("Rejected by Cloud Drive policy rule", PermissionDenied),
+    ("Illegal access to NTACL folder", PermissionDenied),
+    # The portal's storage back end is down or full: worth another attempt later.
+    ("No available storage location", Transient),
+    ("Resource does not exist", NotFound),
+)
+_LEADING_CODE = re.compile(r"^([A-Za-z]+)\b")
+_READ_ONLY = re.compile(r"read[- ]only|cannot upload to the root", re.IGNORECASE)
+
+
+def upload_error(msg: str, *, what: str) -> BackendError:
+    """The error for an upload reply with ``rc`` ≠ 0 and this ``msg``.
+
+    A message starting with an in-band code is mapped like that code, except
+    that a name taken by a *folder* (an existing file just gets a new version)
+    is :class:`IsADirectory`.
+    """
+    text = msg.strip()
+    message = f"{what}: {text[:300] or 'refused without a reason'}"
+    if text.lower().endswith("is out of quota"):  # User / Folder / Portal is out of quota
+        return QuotaExceeded(message)
+    for prefix, cls in UPLOAD_MESSAGES:
+        if text.startswith(prefix):
+            return cls(message)
+    code = _LEADING_CODE.match(text)
+    if code is not None and code.group(1) == "FileWithTheSameNameExist":
+        return IsADirectory(message)
+    if code is not None and code.group(1) in CODE_ERRORS and code.group(1) != "Conflict":
+        return CODE_ERRORS[code.group(1)](message)
+    if _READ_ONLY.search(text):
+        return ReadOnly(message)
+    return ProtocolError(message)
+
+
+#: ``progstring`` of a copy/move whose source vanished: ``Resource, <path> , doesn't exist.``
+_MISSING_SOURCE = re.compile(r"^\s*Resource,.*,\s*doesn't exist\.?\s*$", re.DOTALL)
+
+
+def task_error(status: str, error_type: str | None, progstring: str, *, what: str) -> BackendError | None:
+    """The error a terminal background task reports, or None for ``completed``.
+
+    ``failed`` and ``completed with warnings`` are failures (spec §5.3), and so
+    are ``stopped`` and ``disabled``, which the vendor SDK returns silently:
+    for a filesystem an operation that did not happen did not succeed.
+    """
+    if status == "completed":
+        return None
+    detail = progstring.strip()[:300] or error_type or "no details"
+    message = f"{what}: the portal's task ended {status!r} ({detail})"
+    if error_type == "Conflict":
+        return Exists(message)
+    if _MISSING_SOURCE.match(progstring):
+        return NotFound(message)
+    if progstring.strip() == "DestinationNotExists":
+        return NotFound(message)
+    if error_type in CODE_ERRORS:
+        return CODE_ERRORS[error_type](message)
+    return ProtocolError(message)
 
 
 def _reason(body: bytes) -> str | None:

@@ -27,6 +27,13 @@ listed folder, whose href and ``name`` disagree, that repeats a name already
 on the page, or whose fields do not decode, is skipped with a warning; the
 rest of the page is returned.  A reply whose *shape* is wrong (not a
 ``FetchResourcesResp``-like object) is a :class:`ProtocolError`.
+
+Writing needs two facts a ``RemoteEntry`` does not carry: *where* a folder
+sits (``scope``: the root and the containers above the cloud folders take no
+children, spec §4.6) and the uid of its cloud folder (the upload URL names
+it).  :func:`placement_of` reads them; :func:`write_refusal` turns them into
+the error the portal would answer, so an upload into the root is refused
+before its content is sent.
 """
 
 from __future__ import annotations
@@ -35,12 +42,21 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 
-from vfs.backends.base import Path, ProtocolError, RemoteEntry
+from vfs.backends.base import BackendError, NotADirectory, Path, PermissionDenied, ProtocolError, ReadOnly, RemoteEntry
 from vfs.backends.ctera.paths import InvalidHref, name_problem, names_of_href
 from wire import ctera_xml
 from wire.ctera_xml import Obj, XmlDecodeError
 
-__all__ = ["FetchReply", "READ_ONLY_SCOPES", "child_entries", "decode_fetch_reply", "entry_of"]
+__all__ = [
+    "READ_ONLY_SCOPES",
+    "FetchReply",
+    "Placement",
+    "child_entries",
+    "decode_fetch_reply",
+    "entry_of",
+    "placement_of",
+    "write_refusal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +135,67 @@ def entry_of(info: Obj, path: Path, *, href: str) -> RemoteEntry:
     )
 
 
-def child_entries(reply: FetchReply, folder: Path, context: str) -> list[RemoteEntry]:
-    """The valid children of ``folder`` on this page; hostile ones are skipped and logged."""
-    entries: list[RemoteEntry] = []
-    seen: set[str] = set()
+def child_entries(reply: FetchReply, folder: Path, context: str, *, only_deleted: bool = False) -> list[RemoteEntry]:
+    """The valid children of ``folder`` on this page; hostile ones are skipped and logged.
+
+    With ``only_deleted`` just the deleted (``isDeleted``) ones are kept, and a
+    name may legitimately repeat (deleted twice, or deleted and alive again):
+    the one listed last is kept, quietly.
+    """
+    entries: dict[str, RemoteEntry] = {}
     for info in reply.items:
         try:
             entry = _child_entry(info, folder, context)
         except _Rejected as rejected:
             log.warning("ignoring an item the portal listed in /%s: %s", "/".join(folder), rejected)
             continue
-        if entry.name in seen:
+        if only_deleted:
+            if entry.deleted:
+                entries.pop(entry.name, None)
+                entries[entry.name] = entry
+            continue
+        if entry.name in entries:
             log.warning("ignoring a second item named %r in /%s", entry.name, "/".join(folder))
             continue
-        seen.add(entry.name)
-        entries.append(entry)
-    return entries
+        entries[entry.name] = entry
+    return list(entries.values())
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an item sits, as far as writing into it is concerned."""
+
+    scope: str | None
+    permission: str | None
+    cloud_folder_uid: str | None
+
+
+def placement_of(info: Obj) -> Placement:
+    """The scope, permission and cloud folder uid of a ``ResourceInfo``; XmlDecodeError if malformed."""
+    folder = ctera_xml.as_obj(info.get("cloudFolderInfo"))
+    uid = ctera_xml.as_str(folder.get("uid")) if folder is not None else None
+    uid = uid.strip() if uid else None
+    return Placement(
+        scope=ctera_xml.as_str(info.get("scope")),
+        permission=ctera_xml.as_str(info.get("permission")),
+        cloud_folder_uid=uid or None,
+    )
+
+
+def write_refusal(entry: RemoteEntry, placement: Placement, *, what: str) -> BackendError | None:
+    """Why nothing can be created inside ``entry``, or None if the portal would allow it.
+
+    The root and the containers (and anything outside a cloud folder) are
+    read-only places (EROFS); a cloud folder location without write
+    permission refuses this user (EACCES), as the vendor SDK decides (spec §4.6).
+    """
+    if not entry.is_dir:
+        return NotADirectory(f"{what}: /{'/'.join(entry.path)} is not a folder")
+    if placement.scope in READ_ONLY_SCOPES or placement.cloud_folder_uid is None:
+        return ReadOnly(f"{what}: /{'/'.join(entry.path)} is a read-only location")
+    if placement.permission not in WRITABLE_PERMISSIONS:
+        return PermissionDenied(f"{what}: no write permission in /{'/'.join(entry.path)} ({placement.permission})")
+    return None
 
 
 class _Rejected(Exception):

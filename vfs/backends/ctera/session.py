@@ -24,6 +24,12 @@ the login runs under a ``trio.Lock``, and a generation counter (bumped by
 every login) lets a task that waited for the lock see that someone else
 already renewed the session it used, and just retry.
 
+Streamed request bodies (uploads) are given as a *factory* (``body``): the
+repeat after a re-login needs the body again from its start, and only the
+caller can produce it again.  The portal reads (drains) a request's body
+before it answers 302, so the expiry of a session is seen after an upload's
+body was sent, and the body is then sent a second time.
+
 The password is kept only to log in again; it is never logged, never put in
 an exception message, and excluded from ``repr``.
 """
@@ -33,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -46,7 +52,7 @@ from vfs.backends.ctera.bodies import receive
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
 
-__all__ = ["ADMIN", "SERVICES", "Reply", "Session"]
+__all__ = ["ADMIN", "SERVICES", "BodyFactory", "Reply", "Session"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,10 @@ WORKED_KEYS = 4096
 LOGOUT_TIMEOUT = 5.0
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+#: Makes a streamed request body afresh, from its start, for each send.  The
+#: stream must declare its length in the request's ``content-length`` header.
+BodyFactory = Callable[[], httpx.AsyncByteStream]
 
 
 @dataclass(frozen=True)
@@ -179,12 +189,15 @@ class Session:
         what: str,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        body: BodyFactory | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send a request with the session cookie; yield the response, body not yet read.
 
         The response is never an expiry signal that a new login could cure:
         those are handled here.  Any other status, 2xx or not, is the caller's.
         Transport failures are raised as ``Transient``/``Unreachable``.
+        ``body`` streams the request body instead of ``content`` (see the module
+        docstring); it is called once per send.
         """
         key = _request_key(method, path, content)
         renewed = False
@@ -193,7 +206,9 @@ class Session:
             if self._session_id is None:
                 await self._renew(generation)
                 continue
-            response = await self._send(method, path, kind=kind, what=what, headers=headers, content=content)
+            response = await self._send(
+                method, path, kind=kind, what=what, headers=headers, content=content, body=body
+            )
             try:
                 signal = self._expiry_signal(response, key)
                 if signal is not None and not renewed:
@@ -221,12 +236,15 @@ class Session:
         limit: int,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        body: BodyFactory | None = None,
     ) -> Reply:
         """Like :meth:`open`, with the body read (at most ``limit`` bytes, else ProtocolError).
 
         A non-2xx reply is raised as its ``BackendError``.
         """
-        async with self.open(method, path, kind=kind, what=what, headers=headers, content=content) as response:
+        async with self.open(
+            method, path, kind=kind, what=what, headers=headers, content=content, body=body
+        ) as response:
             if not response.is_success:
                 raise await self.error_of(response, what=what)
             body = await self.read_body(response, what=what, limit=limit)
@@ -261,9 +279,14 @@ class Session:
         what: str,
         headers: Mapping[str, str] | None,
         content: bytes | None,
+        body: BodyFactory | None = None,
     ) -> httpx.Response:
         headers = self._headers(self._session_id, headers)
         request = self.client.build_request(method, path, headers=headers, content=content)
+        if body is not None:
+            # Swapped in after building: ``content=`` would wrap an async iterable in an
+            # async generator that httpcore abandons when a write fails (see bodies.py).
+            request.stream = body()
         self.counters.requests[kind] += 1
         try:
             return await self.client.send(request, stream=True)
