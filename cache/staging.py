@@ -1,0 +1,558 @@
+"""Durable staging of files being written, for whole-file upload later.
+
+The problem: the portal takes a file only whole, yet ``close()`` and
+``fsync()`` must not wait for the network, and an acknowledged ``close()``
+must survive ``kill -9`` and power loss until the upload is done. So every
+file being written is staged here: bytes in a local data file, a record in a
+journal. The filesystem above decides everything else (when to upload, what
+a conflict is, what a name is); this module only keeps bytes and records.
+
+A staged file is a *lazy* copy of its remote base version. Nothing is
+fetched until needed: a read of untouched regions goes to the base through
+the caller's ``fetch_base`` and is not stored (read-only access never grows
+local disk use); a write that covers part of a block first fills that block
+from the base — only that block; blocks a write covers whole are never
+fetched, nor is anything past the base's end or below a truncation
+(``staginglayout`` has the arithmetic). ``content()`` streams the whole file
+for upload, fetching the still-missing blocks on the way without storing
+them, so disk use never exceeds one staged copy.
+
+Durability contract:
+
+* ``commit`` fsyncs the data file (and, once, its directory), then writes the
+  record — size, mtime, the present-blocks bitmap, state — in one SQLite
+  transaction with ``synchronous=FULL``. When it returns, that snapshot
+  survives ``kill -9`` and power loss.
+* Writes in between go to the page cache. A crash before the next commit
+  brings back the committed size, bitmap and metadata; blocks made present
+  after the commit and bytes appended past it are dropped. Committed blocks
+  are overwritten *in place*, though, so a later write to such a block may
+  or may not be visible after a crash — the promise of a local file without
+  ``fsync``. Copy-on-write would make commits atomic snapshots at the price
+  of up to twice the disk for a rewritten file; the filesystem above
+  acknowledges only at ``close``/``fsync`` anyway.
+* Records never committed are dropped at the next open; records left
+  ``open`` or ``uploading`` become ``pending``; records whose data file is
+  missing or short become ``held`` with ``last_error`` (``stagingjournal``).
+
+Concurrency (one trio thread; disk and SQLite I/O in worker threads):
+
+* ``_Record.lock`` (a ``trio.Lock`` per staged file) guards its layout,
+  ``size``, ``mtime``, ``dirty_since``, ``generation``, ``committed`` and its
+  data file: write, truncate, commit and discard hold it throughout
+  (including a write's base fetch, so a fill can never race another write),
+  and reads hold it while they read the data file.
+* Reads fetch base bytes *without* the lock and then check ``generation``
+  (bumped by every content change): if the file changed meanwhile they plan
+  again under the lock. So a slow base fetch does not block other readers.
+* ``_journal_lock`` serialises use of the one SQLite connection and keeps
+  bookkeeping changes (``update``) in the same order on disk and in memory.
+* Disk changes run shielded from cancellation: a cancelled write never
+  leaves the data file and the in-memory layout disagreeing.
+* Fields of a record change only in synchronous stretches, so any task may
+  read them (``get``, ``records``, ``usage``) without a lock.
+
+Exceptions (``fetch_base``'s own pass through unchanged)::
+
+    Exception
+    ├── KeyError                    no such record (or it was discarded)
+    ├── ValueError                  negative offset/size, unknown state
+    ├── OSError(ENOSPC)             ``max_bytes`` reached or the disk is full;
+    │                               nothing committed is lost
+    ├── OSError(EIO)                committed data found missing or short
+    ├── ContentChanged              the file changed while ``content()`` streamed it
+    ├── flights.IncompleteFetch     ``fetch_base`` returned less than asked
+    ├── diskindex.CacheDirectoryError   directory foreign, in use, or journal unusable
+    └── trio.ClosedResourceError    the store was closed
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import EllipsisType
+
+import trio
+
+from . import stagingdata
+from .blockmap import BlockMap
+from .flights import IncompleteFetch
+from .staginglayout import Layout, Segment, Source
+from .stagingjournal import Journal, JournalRow, Recovered, open_journal, required_length
+
+log = logging.getLogger(__name__)
+
+BaseFetch = Callable[[int, int], Awaitable[bytes]]
+"""``fetch(offset, length)`` of the remote base version; may return more than asked."""
+
+STATES = frozenset({"open", "pending", "uploading", "held"})
+
+
+class ContentChanged(Exception):
+    """The staged file was written while ``content()`` was streaming it."""
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One journal record, as of the moment it was taken (re-read after changes)."""
+
+    id: int
+    path: tuple[str, ...]
+    object_id: str | None
+    base_version: str | None
+    base_size: int
+    size: int
+    mtime: float
+    state: str
+    dirty_since: float
+    attempts: int
+    last_error: str | None
+    meta: dict[str, str]
+    from_base: int = 0
+    """Bytes of the content still read from the base (0: ``fetch_base`` is never called)."""
+
+
+@dataclass(eq=False)
+class _Record:
+    """A staged file in memory; see the module docstring for what ``lock`` guards."""
+
+    id: int
+    path: tuple[str, ...]
+    object_id: str | None
+    base_version: str | None
+    base_size: int
+    state: str
+    attempts: int
+    last_error: str | None
+    meta: dict[str, str]
+    mtime: float
+    dirty_since: float
+    layout: Layout
+    committed: bool
+    dir_synced: bool
+    generation: int = 0
+    discarded: bool = False
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+    def snapshot(self) -> StagedFile:
+        return StagedFile(self.id, self.path, self.object_id, self.base_version,
+                          self.base_size, self.layout.size, self.mtime, self.state,
+                          self.dirty_since, self.attempts, self.last_error, dict(self.meta),
+                          self.layout.missing_bytes())
+
+
+def _check_state(state: str) -> None:
+    if state not in STATES:
+        raise ValueError(f"unknown staging state {state!r}; expected one of {sorted(STATES)}")
+
+
+async def _fetch(fetch_base: BaseFetch, start: int, end: int) -> bytes:
+    data = await fetch_base(start, end - start)
+    if len(data) < end - start:
+        raise IncompleteFetch(f"base version returned {len(data)} bytes at offset {start}, "
+                              f"expected {end - start}")
+    return bytes(data[:end - start])
+
+
+def _full(message: str) -> OSError:
+    return OSError(errno.ENOSPC, message)
+
+
+class StagingStore:
+    """Staged files in one directory; made by ``open_staging_store``."""
+
+    def __init__(self, journal: Journal, recovered: Iterable[Recovered], *, block_size: int,
+                 max_bytes: int | None, clock: Callable[[], float]) -> None:
+        self._root = journal.root
+        self._journal = journal
+        self._journal_lock = trio.Lock()
+        self._block_size = block_size
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._records: dict[int, _Record] = {}
+        self._usage = 0
+        self._reserved = 0  # charge promised to writes whose disk I/O is under way
+        self._closed = False
+        for item in recovered:
+            record = self._from_row(item)
+            self._records[record.id] = record
+            self._usage += record.layout.charge()
+
+    @staticmethod
+    def _from_row(item: Recovered) -> _Record:
+        row = item.row
+        layout = Layout(row.block_size, row.size, row.base_limit,
+                        present=BlockMap.from_bytes(row.blocks), file_len=item.file_len,
+                        committed_len=required_length(row.block_size, row.size, row.blocks))
+        for start, end in item.extents:
+            for index in range(start // row.block_size, (end - 1) // row.block_size + 1):
+                if index not in layout.present:
+                    layout.stale.add(index)  # written after the last commit, or before a shrink
+        return _Record(row.id, row.path, row.object_id, row.base_version, row.base_size,
+                       row.state, row.attempts, row.last_error, dict(row.meta), row.mtime,
+                       row.dirty_since, layout, committed=True, dir_synced=True)
+
+    # -- queries --------------------------------------------------------------
+
+    def records(self) -> list[StagedFile]:
+        """Every record, oldest first."""
+        self._check_open()
+        return [record.snapshot() for record in self._records.values()]
+
+    def get(self, id: int) -> StagedFile:
+        return self._record(id).snapshot()
+
+    def usage(self) -> int:
+        """Bytes of staged data on disk (whole blocks, the last one of a file to its end)."""
+        return self._usage
+
+    # -- content --------------------------------------------------------------
+
+    async def create(self, path: Iterable[str], *, object_id: str | None = None,
+                     base_version: str | None = None, base_size: int = 0,
+                     truncate: bool = False, mtime: float | None = None) -> StagedFile:
+        """A new record in state ``open`` whose content is the base (or empty).
+
+        With ``truncate=True`` the content starts empty and never reads the
+        base; ``base_version`` and ``base_size`` are still kept as given (the
+        caller may want them to detect a remote change). Not durable until the
+        first ``commit``.
+        """
+        self._check_open()
+        if base_size < 0:
+            raise ValueError(f"base_size must not be negative, got {base_size}")
+        now = self._clock()
+        size = 0 if truncate else base_size
+        row = JournalRow(0, tuple(path), object_id, base_version, base_size, self._block_size,
+                         size, now if mtime is None else mtime, now, size, b"", False, "open",
+                         0, None, {})
+        with trio.CancelScope(shield=True):  # never a row without a record
+            async with self._journal_lock:
+                self._check_open()
+                record_id = await trio.to_thread.run_sync(self._journal.insert, row)
+        record = _Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
+                         None, {}, row.mtime, now, Layout(self._block_size, size, size),
+                         committed=False, dir_synced=False)
+        self._records[record_id] = record
+        return record.snapshot()
+
+    async def read(self, id: int, offset: int, length: int, fetch_base: BaseFetch) -> bytes:
+        """Up to ``length`` bytes of the content at ``offset`` (fewer at the end)."""
+        if offset < 0 or length < 0:
+            raise ValueError(f"negative offset or length: {offset}, {length}")
+        data, _ = await self._read(self._record(id), offset, length, fetch_base)
+        return data
+
+    async def _read(self, record: _Record, offset: int, length: int,
+                    fetch_base: BaseFetch) -> tuple[bytes, int]:
+        """The bytes and the generation they belong to."""
+        generation = record.generation
+        plan = record.layout.plan_read(offset, length)
+        fetched = await self._fetch_segments(plan, fetch_base)
+        if generation == record.generation and all(s.source is not Source.FILE for s in plan):
+            return self._assemble(plan, fetched, []), generation
+        async with record.lock:
+            self._check_alive(record)
+            if generation != record.generation:
+                # Changed while we fetched: plan again; under the lock it cannot change again.
+                generation = record.generation
+                plan = record.layout.plan_read(offset, length)
+                fetched = await self._fetch_segments(plan, fetch_base)
+            ranges = [(s.start, s.end) for s in plan if s.source is Source.FILE]
+            from_file = []
+            if ranges:
+                from_file = await trio.to_thread.run_sync(
+                    stagingdata.read_ranges, self._data_path(record), ranges)
+        return self._assemble(plan, fetched, from_file), generation
+
+    @staticmethod
+    async def _fetch_segments(plan: list[Segment], fetch_base: BaseFetch) -> list[bytes]:
+        return [await _fetch(fetch_base, s.start, s.end) for s in plan
+                if s.source is Source.BASE]
+
+    @staticmethod
+    def _assemble(plan: list[Segment], fetched: list[bytes], from_file: list[bytes]) -> bytes:
+        base, files = iter(fetched), iter(from_file)
+        parts = [next(base) if s.source is Source.BASE
+                 else next(files) if s.source is Source.FILE
+                 else bytes(s.end - s.start) for s in plan]
+        return b"".join(parts)
+
+    async def write(self, id: int, offset: int, data: bytes | bytearray | memoryview,
+                    fetch_base: BaseFetch) -> int:
+        """Write ``data`` at ``offset`` (past the end: the gap reads as zeros)."""
+        if offset < 0:
+            raise ValueError(f"negative offset: {offset}")
+        record = self._record(id)
+        if not data:
+            return 0
+        async with record.lock:
+            self._check_alive(record)
+            layout = record.layout
+            plan = layout.plan_write(offset, len(data))
+            before = layout.charge()
+            reserved = self._reserve(layout.charge_after_write(plan) - before)
+            try:
+                # Cancellable: nothing has touched the disk yet.
+                fetched = [await _fetch(fetch_base, start, end) for start, end in plan.fetches]
+                pieces = plan.pieces(data, fetched)
+                with trio.CancelScope(shield=True):
+                    try:
+                        await trio.to_thread.run_sync(stagingdata.write_pieces,
+                                                      self._data_path(record), pieces,
+                                                      layout.file_len)
+                    except BaseException:
+                        layout.apply_failed_write(plan)
+                        raise
+                layout.apply_write(plan)
+            finally:
+                self._reserved -= reserved
+                self._usage += layout.charge() - before
+            self._changed(record)
+        return len(data)
+
+    async def truncate(self, id: int, size: int, fetch_base: BaseFetch) -> None:
+        """Shrink, or grow with zeros. (``fetch_base`` is never needed by this layout:
+        the bytes a shrink cuts off are zeros if the file grows again.)"""
+        if size < 0:
+            raise ValueError(f"negative size: {size}")
+        record = self._record(id)
+        async with record.lock:
+            self._check_alive(record)
+            layout = record.layout
+            plan = layout.plan_truncate(size)
+            before = layout.charge()
+            reserved = self._reserve(layout.charge_after_truncate(plan) - before)
+            try:
+                with trio.CancelScope(shield=True):
+                    path = self._data_path(record)
+                    if plan.zero is not None:
+                        start, end = plan.zero
+                        await trio.to_thread.run_sync(stagingdata.write_pieces, path,
+                                                      [(start, bytes(end - start))],
+                                                      layout.file_len)
+                    elif plan.cut_to is not None:
+                        await trio.to_thread.run_sync(stagingdata.cut_file, path, plan.cut_to)
+                layout.apply_truncate(plan)
+            finally:
+                self._reserved -= reserved
+                self._usage += layout.charge() - before
+            self._changed(record)
+
+    async def set_mtime(self, id: int, mtime: float) -> None:
+        """Set the modification time (durable at the next ``commit``, like a write)."""
+        record = self._record(id)
+        async with record.lock:
+            self._check_alive(record)
+            record.mtime = mtime
+            record.dirty_since = self._clock()
+
+    def _changed(self, record: _Record) -> None:
+        record.mtime = record.dirty_since = self._clock()
+        record.generation += 1
+
+    async def commit(self, id: int, *, state: str = "pending") -> StagedFile:
+        """Make the current content durable and set ``state``; returns the record."""
+        _check_state(state)
+        record = self._record(id)
+        async with record.lock:
+            self._check_alive(record)
+            layout = record.layout
+            path = self._data_path(record)
+            with trio.CancelScope(shield=True):
+                synced_dir = await trio.to_thread.run_sync(self._sync, path, record.dir_synced)
+                record.dir_synced = record.dir_synced or synced_dir
+                async with self._journal_lock:
+                    await trio.to_thread.run_sync(
+                        lambda: self._journal.save_content(
+                            record.id, size=layout.size, mtime=record.mtime,
+                            dirty_since=record.dirty_since, base_limit=layout.base_limit,
+                            blocks=layout.present.to_bytes(), state=state))
+                    record.state = state
+                record.committed = True
+                layout.committed_len = layout.required_len()
+                if layout.file_len > layout.committed_len:
+                    # Stale tail past what the snapshot needs: give the space back.
+                    before = layout.charge()
+                    try:
+                        await trio.to_thread.run_sync(stagingdata.cut_file, path,
+                                                      layout.committed_len)
+                    except OSError as exc:
+                        log.warning("staging: cannot shorten %s: %s", path, exc)
+                    else:
+                        layout.cut(layout.committed_len)
+                        self._usage += layout.charge() - before
+            return record.snapshot()
+
+    @staticmethod
+    def _sync(path: Path, dir_synced: bool) -> bool:
+        """Worker thread: fsync the data file, and its directory the first time."""
+        exists = stagingdata.sync_file(path)
+        if exists and not dir_synced:
+            stagingdata.sync_dir(path.parent)
+            return True
+        return False
+
+    async def content(self, id: int, fetch_base: BaseFetch,
+                      chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+        """The whole content in order, ``chunk`` bytes at a time, for an upload.
+
+        Missing blocks come through ``fetch_base`` and are not stored. Raises
+        ``ContentChanged`` if the file is written, truncated or discarded while
+        this runs: what was streamed so far is no version of the file.
+        """
+        if chunk <= 0:
+            raise ValueError(f"chunk must be positive, got {chunk}")
+        record = self._record(id)
+        generation, size = record.generation, record.layout.size
+        position = 0
+        while position < size:
+            if record.discarded:
+                raise ContentChanged(f"staged file {id} was discarded")
+            data, seen = await self._read(record, position, min(chunk, size - position),
+                                          fetch_base)
+            if seen != generation:
+                raise ContentChanged(f"staged file {id} changed during content()")
+            yield data
+            position += len(data)
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    async def update(self, id: int, *, path: Iterable[str] | None = None,
+                     state: str | None = None, attempts: int | None = None,
+                     last_error: str | None | EllipsisType = ...,
+                     meta: dict[str, str] | None = None,
+                     object_id: str | None | EllipsisType = ...,
+                     base_version: str | None | EllipsisType = ...,
+                     base_size: int | EllipsisType = ...) -> StagedFile:
+        """Change bookkeeping fields durably (at once, not at the next commit).
+
+        ``None`` leaves ``path``/``state``/``attempts``/``meta`` alone; for the
+        fields that may be ``None``, ``...`` (the default) leaves them alone.
+        ``meta`` replaces the whole dict. Changing the base changes no content:
+        the new base must hold the same bytes wherever the content still reads
+        the base (``from_base``), e.g. the version just uploaded from it.
+        """
+        fields: dict[str, object] = {}
+        if path is not None:
+            fields["path"] = tuple(path)
+        if state is not None:
+            _check_state(state)
+            fields["state"] = state
+        if attempts is not None:
+            fields["attempts"] = attempts
+        if meta is not None:
+            fields["meta"] = {str(k): str(v) for k, v in meta.items()}
+        for name, value in (("last_error", last_error), ("object_id", object_id),
+                            ("base_version", base_version), ("base_size", base_size)):
+            if value is not ...:
+                fields[name] = value
+        record = self._record(id)
+        with trio.CancelScope(shield=True):  # disk and memory must not disagree
+            async with self._journal_lock:
+                self._check_alive(record)
+                await trio.to_thread.run_sync(self._journal.save_fields, record.id, fields)
+                for name, value in fields.items():
+                    setattr(record, name, value)
+        return record.snapshot()
+
+    async def discard(self, id: int) -> None:
+        """Remove the record and its data (e.g. after the upload)."""
+        record = self._record(id)
+        async with record.lock:
+            self._check_alive(record)
+            with trio.CancelScope(shield=True):
+                async with self._journal_lock:
+                    await trio.to_thread.run_sync(self._journal.delete, record.id)
+                record.discarded = True
+                record.generation += 1  # a content() in progress must notice
+                del self._records[record.id]
+                self._usage -= record.layout.charge()
+                try:
+                    await trio.to_thread.run_sync(stagingdata.remove_file,
+                                                  self._data_path(record))
+                except OSError as exc:  # the next open removes files without a record
+                    log.warning("staging: cannot remove data of record %d: %s", record.id, exc)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _record(self, id: int) -> _Record:
+        self._check_open()
+        try:
+            return self._records[id]
+        except KeyError:
+            raise KeyError(f"no staged file with id {id}") from None
+
+    def _check_alive(self, record: _Record) -> None:
+        self._check_open()
+        if record.discarded:
+            raise KeyError(f"staged file {record.id} was discarded")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the staging store is closed")
+
+    def _data_path(self, record: _Record) -> Path:
+        return stagingdata.data_path(self._root, record.id)
+
+    def _reserve(self, delta: int) -> int:
+        """Claim ``delta`` more bytes of ``max_bytes`` or raise ``ENOSPC``; returns the claim."""
+        if delta <= 0:
+            return 0
+        if self._max_bytes is not None and \
+                self._usage + self._reserved + delta > self._max_bytes:
+            raise _full(f"staging area is full ({self._usage} of {self._max_bytes} bytes used, "
+                        f"{delta} more needed)")
+        self._reserved += delta
+        return delta
+
+
+@asynccontextmanager
+async def open_staging_store(directory: Path, *, block_size: int = 1 << 20,
+                             max_bytes: int | None = None,
+                             clock: Callable[[], float] = time.time
+                             ) -> AsyncIterator[StagingStore]:
+    """Open (creating, locking and recovering) the staging area in ``directory``.
+
+    ``block_size`` applies to files created from now on; recovered files keep
+    the block size they were staged with. ``clock`` gives wall-clock times for
+    ``mtime`` and ``dirty_since``.
+    """
+    if block_size <= 0:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    if max_bytes is not None and max_bytes < 0:
+        raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
+    opened: tuple[Journal, list[Recovered]] | None = None
+
+    def open_in_thread() -> None:
+        nonlocal opened
+        opened = open_journal(Path(directory))
+
+    try:
+        # Not abandonable: if cancelled meanwhile, we still close what it opened.
+        await trio.to_thread.run_sync(open_in_thread)
+    except BaseException:
+        if opened is not None:
+            opened[0].close()
+        raise
+    assert opened is not None
+    journal, recovered = opened
+    store: StagingStore | None = None
+    try:
+        store = StagingStore(journal, recovered, block_size=block_size, max_bytes=max_bytes,
+                             clock=clock)
+        yield store
+    finally:
+        with trio.CancelScope(shield=True):
+            if store is None:
+                await trio.to_thread.run_sync(journal.close)
+            else:
+                store._closed = True
+                # A journal call in flight (another task's) finishes before we close under it.
+                async with store._journal_lock:
+                    await trio.to_thread.run_sync(journal.close)

@@ -1,0 +1,326 @@
+"""The staging journal: one SQLite row per staged file, and recovery at open.
+
+The problem: a file whose ``close()`` was acknowledged must be uploaded even
+if the daemon is killed (``kill -9``) or the machine loses power a moment
+later, and the next start must know exactly which bytes make up each staged
+file. The data files alone cannot say that (which blocks were written, from
+which base, to which path); the journal can.
+
+What a row holds, in two groups changed by different calls:
+
+* the *content snapshot* — ``size``, ``mtime``, ``dirty_since``,
+  ``base_limit`` and ``blocks`` (the bitmap of present blocks, ``blockmap``
+  format) — written only by ``save_content`` at a commit, after the data file
+  was fsynced, together with ``committed = 1``;
+* *bookkeeping* — ``path``, ``object_id``, ``base_version``, ``base_size``,
+  ``state``, ``attempts``, ``last_error``, ``meta`` — written by
+  ``save_fields`` whenever the store's owner changes them.
+
+Durability: WAL with ``synchronous=FULL`` — every acknowledged transaction
+has been fsynced, so it survives a power loss, not just a crash. Each call is
+one transaction; a staging area sees a few per file, not per block.
+
+Recovery (``open_journal``), given that the data file and the row cannot
+change together:
+
+* a row never committed (``committed = 0``: created, maybe written, never
+  acknowledged) is deleted with its data file — nothing was promised;
+* a committed row in state ``open`` or ``uploading`` becomes ``pending``: the
+  process that was writing or uploading it is gone;
+* a data file longer than the committed blocks need loses its tail (bytes
+  written after the last commit); bytes written in place into committed
+  blocks after the commit stay (see ``staging`` for that promise);
+* a data file missing or shorter than the committed blocks need means the
+  committed content is damaged: the row becomes ``held`` with ``last_error``
+  saying so, and is never deleted here — that is the owner's call;
+* files in ``data/`` without a row (a crash between a row's deletion and its
+  file's, or anything else left there) are removed.
+
+A journal SQLite cannot read, or of another schema, makes ``open_journal``
+refuse (``CacheDirectoryError``) rather than start afresh: unlike the read
+cache, this directory holds data that exists nowhere else.
+
+The directory is created 0700 (an existing one is fixed, with a warning), must
+belong to us, and is held with an exclusive ``flock`` on ``lock`` for as long
+as the journal is open, so two daemons can never stage into one directory.
+
+Everything here blocks; the store calls it from worker threads, one call at a
+time (its journal lock), so one connection with ``check_same_thread=False``
+is safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import stagingdata
+from .blockmap import BlockMap
+from .diskindex import CacheDirectoryError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+JOURNAL_FILE = "journal.sqlite3"
+LOCK_FILE = "lock"
+_SQLITE_FULL = 13
+
+_COLUMNS = ("id", "path", "object_id", "base_version", "base_size", "block_size", "size",
+            "mtime", "dirty_since", "base_limit", "blocks", "committed", "state", "attempts",
+            "last_error", "meta")
+_FIELDS = frozenset({"path", "object_id", "base_version", "base_size", "state", "attempts",
+                     "last_error", "meta"})
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One staged file as the journal knows it (the last committed snapshot)."""
+
+    id: int
+    path: tuple[str, ...]
+    object_id: str | None
+    base_version: str | None
+    base_size: int
+    block_size: int
+    size: int
+    mtime: float
+    dirty_since: float
+    base_limit: int
+    blocks: bytes
+    committed: bool
+    state: str
+    attempts: int
+    last_error: str | None
+    meta: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A row kept at open, with what recovery learned about its data file."""
+
+    row: JournalRow
+    file_len: int
+    extents: list[tuple[int, int]]
+
+
+def required_length(block_size: int, size: int, blocks: bytes) -> int:
+    """The data file length the present blocks of a snapshot need."""
+    top = BlockMap.from_bytes(blocks).last()
+    return 0 if top is None else min((top + 1) * block_size, size)
+
+
+def _encode(name: str, value: object) -> object:
+    if name == "path":
+        return json.dumps(list(value))  # type: ignore[call-overload]
+    if name == "meta":
+        return json.dumps(dict(value), sort_keys=True)  # type: ignore[call-overload]
+    return value
+
+
+def _as_os_error(exc: sqlite3.Error) -> OSError:
+    """SQLite's failure as the errno a writer understands."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == _SQLITE_FULL:
+        return OSError(28, f"staging journal: disk full ({exc})")  # ENOSPC
+    return OSError(5, f"staging journal: {exc}")  # EIO
+
+
+class Journal:
+    """The journal connection plus the directory lock.
+
+    Guarded by: the caller — the store runs every method in a worker thread
+    under its journal lock, never two at once.
+    """
+
+    def __init__(self, root: Path, db: sqlite3.Connection, lock_fd: int) -> None:
+        self.root = root
+        self._db = db
+        self._lock_fd = lock_fd
+
+    def _transaction(self, statements: list[tuple[str, tuple[object, ...]]]) -> int | None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            last_id = None
+            for sql, args in statements:
+                last_id = self._db.execute(sql, args).lastrowid
+            self._db.execute("COMMIT")
+            return last_id
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise _as_os_error(exc) from exc
+
+    def insert(self, row: JournalRow) -> int:
+        """Add ``row`` (its ``id`` is ignored); returns the new id, never reused."""
+        names = _COLUMNS[1:]
+        values = tuple(_encode(name, getattr(row, name)) for name in names)
+        sql = (f"INSERT INTO staged ({', '.join(names)})"
+               f" VALUES ({', '.join('?' * len(names))})")
+        new_id = self._transaction([(sql, values)])
+        assert new_id is not None
+        return new_id
+
+    def save_content(self, record_id: int, *, size: int, mtime: float, dirty_since: float,
+                     base_limit: int, blocks: bytes, state: str) -> None:
+        """Record a committed snapshot (the data file is already fsynced)."""
+        self._transaction([(
+            "UPDATE staged SET size = ?, mtime = ?, dirty_since = ?, base_limit = ?,"
+            " blocks = ?, committed = 1, state = ? WHERE id = ?",
+            (size, mtime, dirty_since, base_limit, blocks, state, record_id))])
+
+    def save_fields(self, record_id: int, fields: dict[str, object]) -> None:
+        """Change bookkeeping columns (see the module docstring)."""
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise ValueError(f"not bookkeeping fields: {sorted(unknown)}")
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = tuple(_encode(name, value) for name, value in fields.items())
+        self._transaction([(f"UPDATE staged SET {assignments} WHERE id = ?",
+                            (*values, record_id))])
+
+    def delete(self, record_id: int) -> None:
+        self._transaction([("DELETE FROM staged WHERE id = ?", (record_id,))])
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            os.close(self._lock_fd)  # releases the flock
+
+
+def prepare_directory(root: Path) -> None:
+    """Create ``root`` (and ``data/``) mode 0700, or check and fix an existing one."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = root.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheDirectoryError(f"staging path {root} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise CacheDirectoryError(f"staging directory {root} belongs to uid {st.st_uid}, not to us")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        log.warning("staging directory %s had mode %o; setting 0700", root,
+                    stat.S_IMODE(st.st_mode))
+        root.chmod(0o700)
+    data = root / stagingdata.DATA_DIR
+    data.mkdir(mode=0o700, exist_ok=True)
+    if stat.S_IMODE(data.stat().st_mode) != 0o700:
+        data.chmod(0o700)
+
+
+def open_journal(root: Path) -> tuple[Journal, list[Recovered]]:
+    """Prepare and lock ``root``, open the journal and recover (module docstring).
+
+    Returns the journal and the kept rows, oldest first.
+    """
+    prepare_directory(root)
+    lock_fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise CacheDirectoryError(
+            f"staging directory {root} is in use by another process") from None
+    try:
+        db = sqlite3.connect(root / JOURNAL_FILE, isolation_level=None, check_same_thread=False)
+        try:
+            rows = _load(root, db)
+            recovered = _recover(root, db, rows)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise CacheDirectoryError(
+                f"staging journal {root / JOURNAL_FILE} is unusable ({exc}); it may list "
+                "unsent files, so it is left alone") from exc
+        except BaseException:
+            db.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return Journal(root, db, lock_fd), recovered
+
+
+def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    found = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if not found:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        db.execute(
+            "CREATE TABLE staged ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, object_id TEXT,"
+            " base_version TEXT, base_size INTEGER NOT NULL, block_size INTEGER NOT NULL,"
+            " size INTEGER NOT NULL, mtime REAL NOT NULL, dirty_since REAL NOT NULL,"
+            " base_limit INTEGER NOT NULL, blocks BLOB NOT NULL, committed INTEGER NOT NULL,"
+            " state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT,"
+            " meta TEXT NOT NULL)")
+        db.execute("COMMIT")
+    elif found.get("schema") != SCHEMA_VERSION:
+        raise CacheDirectoryError(
+            f"staging journal in {root} has schema {found.get('schema')!r}, this program "
+            f"knows {SCHEMA_VERSION!r}; it may list unsent files, so it is left alone")
+    rows = []
+    for values in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM staged ORDER BY id"):
+        raw = dict(zip(_COLUMNS, values))
+        raw["path"] = tuple(json.loads(raw["path"]))
+        raw["meta"] = json.loads(raw["meta"])
+        raw["committed"] = bool(raw["committed"])
+        raw["blocks"] = bytes(raw["blocks"])
+        rows.append(JournalRow(**raw))
+    return rows
+
+
+def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list[Recovered]:
+    data_dir = root / stagingdata.DATA_DIR
+    kept: list[Recovered] = []
+    dropped: list[int] = []
+    changes: list[tuple[str, str | None, int]] = []
+    for row in rows:
+        path = stagingdata.data_path(root, row.id)
+        if not row.committed:
+            dropped.append(row.id)
+            continue
+        state, error = row.state, row.last_error
+        if state in ("open", "uploading"):
+            state = "pending"
+        needed = required_length(row.block_size, row.size, row.blocks)
+        length = stagingdata.file_length(path)
+        if (length or 0) < needed:
+            state = "held"
+            error = (f"staged data damaged: data file is missing, needs {needed} bytes"
+                     if length is None else
+                     f"staged data damaged: data file has {length} bytes, needs {needed}")
+            log.warning("staging: record %d: %s", row.id, error)
+        elif length is not None and length > needed:
+            stagingdata.cut_file(path, needed)  # bytes written after the last commit
+            length = needed
+        if (state, error) != (row.state, row.last_error):
+            changes.append((state, error, row.id))
+            row = JournalRow(**{**{name: getattr(row, name) for name in _COLUMNS},
+                                "state": state, "last_error": error})
+        length = length or 0
+        kept.append(Recovered(row, length, stagingdata.data_extents(path, length)))
+    if dropped or changes:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("DELETE FROM staged WHERE id = ?", [(i,) for i in dropped])
+        db.executemany("UPDATE staged SET state = ?, last_error = ? WHERE id = ?", changes)
+        db.execute("COMMIT")
+    if dropped:
+        log.info("staging: dropped %d records that were never committed", len(dropped))
+    # Only now that the rows are gone: a file without a row is unreachable.
+    live = {str(item.row.id) for item in kept}
+    for entry in os.scandir(data_dir):
+        if entry.name not in live:
+            if entry.is_dir(follow_symlinks=False):
+                log.warning("staging: unexpected directory %s left alone", entry.path)
+                continue
+            os.unlink(entry.path)
+    return kept
