@@ -24,13 +24,16 @@ Durability contract:
   transaction with ``synchronous=FULL``. When it returns, that snapshot
   survives ``kill -9`` and power loss.
 * Writes in between go to the page cache. A crash before the next commit
-  brings back the committed size, bitmap and metadata; blocks made present
-  after the commit and bytes appended past it are dropped. Committed blocks
-  are overwritten *in place*, though, so a later write to such a block may
-  or may not be visible after a crash — the promise of a local file without
-  ``fsync``. Copy-on-write would make commits atomic snapshots at the price
-  of up to twice the disk for a rewritten file; the filesystem above
-  acknowledges only at ``close``/``fsync`` anyway.
+  brings back exactly the committed snapshot: blocks made present after the
+  commit and bytes appended past it are dropped, a shrink after it is undone
+  (the data file keeps the committed length until the next commit).
+* Except for one case: committed blocks are overwritten *in place* (copy-on-
+  write would cost up to twice the disk for a file rewritten in full). So
+  before the first write after a commit that would overwrite a committed
+  block, the record is durably flagged ``rewriting`` (one journal
+  transaction per commit cycle, not per write); a crash while flagged brings
+  the record back ``held``, with ``last_error`` saying its content may mix
+  the committed version with later writes — never silently ``pending``.
 * Records never committed are dropped at the next open; records left
   ``open`` or ``uploading`` become ``pending``; records whose data file is
   missing or short become ``held`` with ``last_error`` (``stagingjournal``).
@@ -135,6 +138,9 @@ class _Record:
     layout: Layout
     committed: bool
     dir_synced: bool
+    committed_present: BlockMap
+    """The present blocks of the last commit: overwriting one needs the flag first."""
+    rewriting: bool = False
     generation: int = 0
     discarded: bool = False
     lock: trio.Lock = field(default_factory=trio.Lock)
@@ -195,7 +201,8 @@ class StagingStore:
                     layout.stale.add(index)  # written after the last commit, or before a shrink
         return _Record(row.id, row.path, row.object_id, row.base_version, row.base_size,
                        row.state, row.attempts, row.last_error, dict(row.meta), row.mtime,
-                       row.dirty_since, layout, committed=True, dir_synced=True)
+                       row.dirty_since, layout, committed=True, dir_synced=True,
+                       committed_present=BlockMap.from_bytes(row.blocks))
 
     # -- queries --------------------------------------------------------------
 
@@ -228,16 +235,19 @@ class StagingStore:
             raise ValueError(f"base_size must not be negative, got {base_size}")
         now = self._clock()
         size = 0 if truncate else base_size
-        row = JournalRow(0, tuple(path), object_id, base_version, base_size, self._block_size,
-                         size, now if mtime is None else mtime, now, size, b"", False, "open",
-                         0, None, {})
+        row = JournalRow(id=0, path=tuple(path), object_id=object_id,
+                         base_version=base_version, base_size=base_size,
+                         block_size=self._block_size, size=size,
+                         mtime=now if mtime is None else mtime, dirty_since=now,
+                         base_limit=size, blocks=b"", committed=False, rewriting=False,
+                         state="open", attempts=0, last_error=None, meta={})
         with trio.CancelScope(shield=True):  # never a row without a record
             async with self._journal_lock:
                 self._check_open()
                 record_id = await trio.to_thread.run_sync(self._journal.insert, row)
         record = _Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
                          None, {}, row.mtime, now, Layout(self._block_size, size, size),
-                         committed=False, dir_synced=False)
+                         committed=False, dir_synced=False, committed_present=BlockMap())
         self._records[record_id] = record
         return record.snapshot()
 
@@ -302,6 +312,8 @@ class StagingStore:
                 fetched = [await _fetch(fetch_base, start, end) for start, end in plan.fetches]
                 pieces = plan.pieces(data, fetched)
                 with trio.CancelScope(shield=True):
+                    if layout.overwrites(plan.ranges, record.committed_present):
+                        await self._flag_rewriting(record)
                     try:
                         await trio.to_thread.run_sync(stagingdata.write_pieces,
                                                       self._data_path(record), pieces,
@@ -333,6 +345,8 @@ class StagingStore:
                     path = self._data_path(record)
                     if plan.zero is not None:
                         start, end = plan.zero
+                        if layout.overwrites([plan.zero], record.committed_present):
+                            await self._flag_rewriting(record)
                         await trio.to_thread.run_sync(stagingdata.write_pieces, path,
                                                       [(start, bytes(end - start))],
                                                       layout.file_len)
@@ -351,6 +365,14 @@ class StagingStore:
             self._check_alive(record)
             record.mtime = mtime
             record.dirty_since = self._clock()
+
+    async def _flag_rewriting(self, record: _Record) -> None:
+        """Durably flag that committed blocks are about to change (module docstring)."""
+        if record.rewriting:
+            return
+        async with self._journal_lock:
+            await trio.to_thread.run_sync(self._journal.mark_rewriting, record.id)
+        record.rewriting = True
 
     def _changed(self, record: _Record) -> None:
         record.mtime = record.dirty_since = self._clock()
@@ -375,6 +397,8 @@ class StagingStore:
                             blocks=layout.present.to_bytes(), state=state))
                     record.state = state
                 record.committed = True
+                record.rewriting = False
+                record.committed_present = layout.present.copy()
                 layout.committed_len = layout.required_len()
                 if layout.file_len > layout.committed_len:
                     # Stale tail past what the snapshot needs: give the space back.

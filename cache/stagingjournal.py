@@ -11,7 +11,7 @@ What a row holds, in two groups changed by different calls:
 * the *content snapshot* — ``size``, ``mtime``, ``dirty_since``,
   ``base_limit`` and ``blocks`` (the bitmap of present blocks, ``blockmap``
   format) — written only by ``save_content`` at a commit, after the data file
-  was fsynced, together with ``committed = 1``;
+  was fsynced, together with ``committed = 1`` and ``rewriting = 0``;
 * *bookkeeping* — ``path``, ``object_id``, ``base_version``, ``base_size``,
   ``state``, ``attempts``, ``last_error``, ``meta`` — written by
   ``save_fields`` whenever the store's owner changes them.
@@ -28,8 +28,13 @@ change together:
 * a committed row in state ``open`` or ``uploading`` becomes ``pending``: the
   process that was writing or uploading it is gone;
 * a data file longer than the committed blocks need loses its tail (bytes
-  written after the last commit); bytes written in place into committed
-  blocks after the commit stay (see ``staging`` for that promise);
+  written after the last commit);
+* a row flagged ``rewriting`` becomes ``held``: the store sets that flag
+  (durably, *before* the first such write) when a write after a commit is
+  about to overwrite committed blocks in place, and clears it at the next
+  commit; after a crash in between the content may mix the committed
+  version with later writes, which nobody should upload unasked. The flag is
+  cleared as the row is held, so the owner can release it;
 * a data file missing or shorter than the committed blocks need means the
   committed content is damaged: the row becomes ``held`` with ``last_error``
   saying so, and is never deleted here — that is the owner's call;
@@ -72,8 +77,8 @@ LOCK_FILE = "lock"
 _SQLITE_FULL = 13
 
 _COLUMNS = ("id", "path", "object_id", "base_version", "base_size", "block_size", "size",
-            "mtime", "dirty_since", "base_limit", "blocks", "committed", "state", "attempts",
-            "last_error", "meta")
+            "mtime", "dirty_since", "base_limit", "blocks", "committed", "rewriting", "state",
+            "attempts", "last_error", "meta")
 _FIELDS = frozenset({"path", "object_id", "base_version", "base_size", "state", "attempts",
                      "last_error", "meta"})
 
@@ -94,6 +99,8 @@ class JournalRow:
     base_limit: int
     blocks: bytes
     committed: bool
+    rewriting: bool
+    """Committed blocks are being overwritten in place since the last commit."""
     state: str
     attempts: int
     last_error: str | None
@@ -171,7 +178,7 @@ class Journal:
         """Record a committed snapshot (the data file is already fsynced)."""
         self._transaction([(
             "UPDATE staged SET size = ?, mtime = ?, dirty_since = ?, base_limit = ?,"
-            " blocks = ?, committed = 1, state = ? WHERE id = ?",
+            " blocks = ?, committed = 1, rewriting = 0, state = ? WHERE id = ?",
             (size, mtime, dirty_since, base_limit, blocks, state, record_id))])
 
     def save_fields(self, record_id: int, fields: dict[str, object]) -> None:
@@ -185,6 +192,10 @@ class Journal:
         values = tuple(_encode(name, value) for name, value in fields.items())
         self._transaction([(f"UPDATE staged SET {assignments} WHERE id = ?",
                             (*values, record_id))])
+
+    def mark_rewriting(self, record_id: int) -> None:
+        """Say, before it happens, that committed blocks are about to be overwritten."""
+        self._transaction([("UPDATE staged SET rewriting = 1 WHERE id = ?", (record_id,))])
 
     def delete(self, record_id: int) -> None:
         self._transaction([("DELETE FROM staged WHERE id = ?", (record_id,))])
@@ -260,6 +271,7 @@ def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
             " base_version TEXT, base_size INTEGER NOT NULL, block_size INTEGER NOT NULL,"
             " size INTEGER NOT NULL, mtime REAL NOT NULL, dirty_since REAL NOT NULL,"
             " base_limit INTEGER NOT NULL, blocks BLOB NOT NULL, committed INTEGER NOT NULL,"
+            " rewriting INTEGER NOT NULL,"
             " state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT,"
             " meta TEXT NOT NULL)")
         db.execute("COMMIT")
@@ -273,6 +285,7 @@ def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
         raw["path"] = tuple(json.loads(raw["path"]))
         raw["meta"] = json.loads(raw["meta"])
         raw["committed"] = bool(raw["committed"])
+        raw["rewriting"] = bool(raw["rewriting"])
         raw["blocks"] = bytes(raw["blocks"])
         rows.append(JournalRow(**raw))
     return rows
@@ -291,6 +304,11 @@ def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list
         state, error = row.state, row.last_error
         if state in ("open", "uploading"):
             state = "pending"
+        if row.rewriting:
+            state = "held"
+            error = ("interrupted while committed data was being overwritten: the content "
+                     "may mix the committed version with later writes")
+            log.warning("staging: record %d: %s", row.id, error)
         needed = required_length(row.block_size, row.size, row.blocks)
         length = stagingdata.file_length(path)
         if (length or 0) < needed:
@@ -302,16 +320,17 @@ def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list
         elif length is not None and length > needed:
             stagingdata.cut_file(path, needed)  # bytes written after the last commit
             length = needed
-        if (state, error) != (row.state, row.last_error):
+        if (state, error, row.rewriting) != (row.state, row.last_error, False):
             changes.append((state, error, row.id))
             row = JournalRow(**{**{name: getattr(row, name) for name in _COLUMNS},
-                                "state": state, "last_error": error})
+                                "state": state, "last_error": error, "rewriting": False})
         length = length or 0
         kept.append(Recovered(row, length, stagingdata.data_extents(path, length)))
     if dropped or changes:
         db.execute("BEGIN IMMEDIATE")
         db.executemany("DELETE FROM staged WHERE id = ?", [(i,) for i in dropped])
-        db.executemany("UPDATE staged SET state = ?, last_error = ? WHERE id = ?", changes)
+        db.executemany("UPDATE staged SET state = ?, last_error = ?, rewriting = 0"
+                       " WHERE id = ?", changes)
         db.execute("COMMIT")
     if dropped:
         log.info("staging: dropped %d records that were never committed", len(dropped))

@@ -81,6 +81,11 @@ class WritePlan:
     file_end: int
     """The data file's length after the write."""
 
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """Every range of the data file the write changes."""
+        return [(self.offset, self.end), *self.fills]
+
     def pieces(self, data: bytes | memoryview, fetched: list[bytes]
                ) -> list[tuple[int, bytes | memoryview]]:
         """``(offset, bytes)`` to write, given the fetched spans (in ``fetches`` order)."""
@@ -190,6 +195,16 @@ class Layout:
         last_allocated = plan.first <= last_block <= plan.last or self._allocated(last_block)
         return self._charge(self.present.count + self.stale.count + added, plan.file_end,
                             last_allocated)
+
+    def overwrites(self, ranges: list[tuple[int, int]], committed: BlockMap) -> bool:
+        """Whether writing ``ranges`` would change bytes of the last commit, given
+        its present blocks (the bytes past ``committed_len`` are not part of it)."""
+        bs = self.block_size
+        for start, end in ranges:
+            end = min(end, self.committed_len)
+            if start < end and committed.count_range(start // bs, (end - 1) // bs + 1):
+                return True
+        return False
 
     def apply_write(self, plan: WritePlan) -> None:
         self.present.set_range(plan.first, plan.last + 1)
