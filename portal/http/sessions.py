@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
@@ -36,6 +37,8 @@ INVITATIONS = "/invitations"
 CONTEXTS = (SERVICES, ADMIN)
 COOKIE = "JSESSIONID"
 LOGIN_PAGE = "/ServicesPortal/login.html"
+#: The most anonymous sessions kept; beyond it the oldest are forgotten (their holders open the link again).
+MAX_ANONYMOUS = 10_000
 
 
 @dataclass
@@ -58,6 +61,8 @@ class SessionTable:
         self._sessions: dict[str, Session] = {}
         self.idle_timeout = idle_timeout
         self._basic_cache: TTLCache[str, User] = TTLCache(maxsize=256, ttl=60)
+        #: Anonymous sessions, oldest first: opening a link costs nothing, so they are capped.
+        self._anonymous: OrderedDict[str, None] = OrderedDict()
 
     def login(self, name: str, password: str, context: str) -> Session | None:
         """A new session for good credentials in the right context, else None."""
@@ -74,6 +79,10 @@ class SessionTable:
         now = time.monotonic()
         session = Session(secrets.token_hex(16).upper(), acting_for, context, now, now, extra=dict(extra))
         self._sessions[session.id] = session
+        self._anonymous[session.id] = None
+        while len(self._anonymous) > MAX_ANONYMOUS:
+            oldest, _ = self._anonymous.popitem(last=False)
+            self._sessions.pop(oldest, None)
         return session
 
     def get(self, session_id: str | None, context: str) -> Session | None:
@@ -97,6 +106,7 @@ class SessionTable:
         """Drop every session (the test hook behind ``POST /portalfs/test/expire-sessions``)."""
         count = len(self._sessions)
         self._sessions.clear()
+        self._anonymous.clear()
         self._basic_cache.clear()
         return count
 
