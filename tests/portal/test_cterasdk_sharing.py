@@ -266,6 +266,8 @@ def test_share_with_a_local_user(portal: PortalProcess, alice: ServicesPortal, t
         assert sorted(entry.name for entry in bob.files.listdir("Shared With Me/Docs")) == ["Inner", "report.txt"]
         assert download(bob, "Shared With Me/Docs/report.txt", tmp_path) == REPORT
         assert download(bob, "Shared With Me/Docs/Inner/notes.txt", tmp_path) == NOTES
+        archive = zipfile.ZipFile(io.BytesIO(download(bob, "Shared With Me/Docs", tmp_path)))
+        assert sorted(archive.namelist()) == ["Inner/", "Inner/notes.txt", "report.txt"]
         # The fileId is the owner's item's: the same object seen from two places.
         assert bob.files.properties("Shared With Me/Docs/report.txt").id == alice.files.properties(
             "My Files/Docs/report.txt").id
