@@ -284,9 +284,12 @@ class Session:
         headers = self._headers(self._session_id, headers)
         request = self.client.build_request(method, path, headers=headers, content=content)
         if body is not None:
-            # Swapped in after building: ``content=`` would wrap an async iterable in an
-            # async generator that httpcore abandons when a write fails (see bodies.py).
-            request.stream = body()
+            # Rebuilt around the stream (URL and headers as the client prepared them):
+            # ``content=`` would wrap an async iterable in an async generator, which
+            # httpcore abandons when a write fails (see bodies.py).
+            request = httpx.Request(
+                method, request.url, headers=request.headers, stream=body(), extensions=request.extensions
+            )
         self.counters.requests[kind] += 1
         try:
             return await self.client.send(request, stream=True)
