@@ -11,7 +11,8 @@ backend call                  wire (spec section)
 ``upload(path, src, n)``      multipart ``POST {ctx}/upload/folders/<uid>`` (§4.6; :mod:`.uploads`)
 ``make_folder(path)``         ``makeCollection`` (§4.7; :mod:`.changes`)
 ``move``/``copy``/``delete``  background tasks, polled (§4.8, §5; :mod:`.changes`, :mod:`.tasks`)
-``list_deleted``/``undelete``  ``includeDeleted`` listing, ``restoreResources`` (§4.8)
+``list_deleted(path)``        ``fetchResources`` depth 1 with ``includeDeleted`` (§4.8)
+``undelete(path)``            ``restoreResources``, polled (§4.8)
 ============================  ================================================
 
 Every read is one :class:`~vfs.backends.retry.RetryPolicy` run around one
