@@ -72,6 +72,7 @@ Exceptions (``fetch_base``'s own pass through unchanged)::
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -79,6 +80,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
+from typing import TypeVar
 
 import trio
 
@@ -89,6 +91,7 @@ from .staginglayout import Layout, Segment, Source
 from .stagingjournal import Journal, JournalRow, Recovered, open_journal, required_length
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 BaseFetch = Callable[[int, int], Awaitable[bytes]]
 """``fetch(offset, length)`` of the remote base version; may return more than asked."""
@@ -242,9 +245,7 @@ class StagingStore:
                          base_limit=size, blocks=b"", committed=False, rewriting=False,
                          state="open", attempts=0, last_error=None, meta={})
         with trio.CancelScope(shield=True):  # never a row without a record
-            async with self._journal_lock:
-                self._check_open()
-                record_id = await trio.to_thread.run_sync(self._journal.insert, row)
+            record_id = await self._journal_call(self._journal.insert, row)
         record = _Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
                          None, {}, row.mtime, now, Layout(self._block_size, size, size),
                          committed=False, dir_synced=False, committed_present=BlockMap())
@@ -337,6 +338,8 @@ class StagingStore:
         async with record.lock:
             self._check_alive(record)
             layout = record.layout
+            if size == layout.size:
+                return  # no change (and a content() in progress need not restart)
             plan = layout.plan_truncate(size)
             before = layout.charge()
             reserved = self._reserve(layout.charge_after_truncate(plan) - before)
@@ -368,11 +371,19 @@ class StagingStore:
 
     async def _flag_rewriting(self, record: _Record) -> None:
         """Durably flag that committed blocks are about to change (module docstring)."""
-        if record.rewriting:
-            return
+        if not record.rewriting:
+            await self._journal_call(self._journal.mark_rewriting, record.id)
+            record.rewriting = True
+
+    async def _journal_call(self, function: Callable[..., _T], *args: object) -> _T:
+        """Run one journal method in a worker thread, one at a time, on an open journal.
+
+        Callers shield it: a journal change must not happen on disk but be
+        forgotten in memory because the caller was cancelled.
+        """
         async with self._journal_lock:
-            await trio.to_thread.run_sync(self._journal.mark_rewriting, record.id)
-        record.rewriting = True
+            self._check_open()  # the store may have closed while we waited
+            return await trio.to_thread.run_sync(function, *args)
 
     def _changed(self, record: _Record) -> None:
         record.mtime = record.dirty_since = self._clock()
@@ -389,13 +400,12 @@ class StagingStore:
             with trio.CancelScope(shield=True):
                 synced_dir = await trio.to_thread.run_sync(self._sync, path, record.dir_synced)
                 record.dir_synced = record.dir_synced or synced_dir
-                async with self._journal_lock:
-                    await trio.to_thread.run_sync(
-                        lambda: self._journal.save_content(
-                            record.id, size=layout.size, mtime=record.mtime,
-                            dirty_since=record.dirty_since, base_limit=layout.base_limit,
-                            blocks=layout.present.to_bytes(), state=state))
-                    record.state = state
+                await self._journal_call(functools.partial(
+                    self._journal.save_content, record.id, size=layout.size,
+                    mtime=record.mtime, dirty_since=record.dirty_since,
+                    base_limit=layout.base_limit, blocks=layout.present.to_bytes(),
+                    state=state))
+                record.state = state
                 record.committed = True
                 record.rewriting = False
                 record.committed_present = layout.present.copy()
@@ -436,10 +446,11 @@ class StagingStore:
         generation, size = record.generation, record.layout.size
         position = 0
         while position < size:
-            if record.discarded:
-                raise ContentChanged(f"staged file {id} was discarded")
-            data, seen = await self._read(record, position, min(chunk, size - position),
-                                          fetch_base)
+            try:
+                data, seen = await self._read(record, position, min(chunk, size - position),
+                                              fetch_base)
+            except KeyError:
+                raise ContentChanged(f"staged file {id} was discarded") from None
             if seen != generation:
                 raise ContentChanged(f"staged file {id} changed during content()")
             yield data
@@ -469,9 +480,13 @@ class StagingStore:
             _check_state(state)
             fields["state"] = state
         if attempts is not None:
+            if attempts < 0:
+                raise ValueError(f"attempts must not be negative, got {attempts}")
             fields["attempts"] = attempts
         if meta is not None:
             fields["meta"] = {str(k): str(v) for k, v in meta.items()}
+        if base_size is not ... and base_size < 0:
+            raise ValueError(f"base_size must not be negative, got {base_size}")
         for name, value in (("last_error", last_error), ("object_id", object_id),
                             ("base_version", base_version), ("base_size", base_size)):
             if value is not ...:
@@ -479,6 +494,7 @@ class StagingStore:
         record = self._record(id)
         with trio.CancelScope(shield=True):  # disk and memory must not disagree
             async with self._journal_lock:
+                # Under the journal lock, so changes land in memory in disk order.
                 self._check_alive(record)
                 await trio.to_thread.run_sync(self._journal.save_fields, record.id, fields)
                 for name, value in fields.items():
@@ -491,8 +507,7 @@ class StagingStore:
         async with record.lock:
             self._check_alive(record)
             with trio.CancelScope(shield=True):
-                async with self._journal_lock:
-                    await trio.to_thread.run_sync(self._journal.delete, record.id)
+                await self._journal_call(self._journal.delete, record.id)
                 record.discarded = True
                 record.generation += 1  # a content() in progress must notice
                 del self._records[record.id]

@@ -465,3 +465,63 @@ async def test_an_unreadable_journal_is_refused_not_replaced(staging_dir: Path) 
     journal.unlink()
     async with open_staging_store(staging_dir):  # the failed open released the lock
         pass
+
+
+async def test_a_full_journal_is_enospc_and_keeps_the_previous_commit(staging_dir: Path) -> None:
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        staged = await store.create(("f",), truncate=True)
+        await store.write(staged.id, 0, b"first", no_base)
+        await store.commit(staged.id)
+        await store.write(staged.id, 100, b"second", no_base)
+        # Let SQLite itself run out of room: no page may be added any more.
+        db = store._journal._db
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(OSError) as excinfo:
+            await store.create(("g" * 20_000,))  # needs new pages
+        assert excinfo.value.errno == errno.ENOSPC
+        with pytest.raises(OSError) as excinfo:
+            await store.update(staged.id, meta={"padding": "x" * 20_000})
+        assert excinfo.value.errno == errno.ENOSPC
+        assert store.get(staged.id).meta == {}
+        assert [r.id for r in store.records()] == [staged.id]  # no half-made record
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        (record,) = store.records()
+        assert await store.read(record.id, 0, 200, no_base) == b"first"
+
+
+async def test_a_failed_commit_keeps_the_previous_snapshot(
+        staging_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cache.stagingjournal import Journal
+
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        staged = await store.create(("f",), truncate=True)
+        await store.write(staged.id, 0, b"first", no_base)
+        await store.commit(staged.id)
+        await store.write(staged.id, 2 * BS, b"second", no_base)
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(Journal, "save_content", refuse)
+        with pytest.raises(OSError):
+            await store.commit(staged.id, state="held")
+        assert store.get(staged.id).state == "pending"
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        (record,) = store.records()
+        assert (record.size, record.state) == (5, "pending")
+        assert await store.read(record.id, 0, 3 * BS, no_base) == b"first"
+
+
+async def test_content_notices_a_discard_but_not_a_no_op_truncate(staging_dir: Path) -> None:
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        staged = await store.create(("f",), truncate=True)
+        await store.write(staged.id, 0, b"x" * (3 * BS), no_base)
+        stream = store.content(staged.id, no_base, BS)
+        assert await stream.__anext__() == b"x" * BS  # type: ignore[attr-defined]
+        await store.truncate(staged.id, 3 * BS, no_base)
+        await store.set_mtime(staged.id, 1.0)
+        assert await stream.__anext__() == b"x" * BS  # type: ignore[attr-defined]
+        await store.discard(staged.id)
+        with pytest.raises(ContentChanged):
+            await stream.__anext__()  # type: ignore[attr-defined]
