@@ -25,6 +25,7 @@ path exists.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import itertools
@@ -303,9 +304,27 @@ class Filesystem:
                 if exc.errno != errno.ENOENT:
                     raise
                 entry = None
+        if entry is None and parent is not None:
+            entry = await self._renamed(parent, node)
         if entry is None:
             raise VfsError(errno.ENOENT, f"{node.name} is gone from the portal")
         node.entry, node.confirmed_at = entry, trio.current_time()
+
+    async def _renamed(self, parent: Node, node: Node) -> RemoteEntry | None:
+        """The node's entry under a new name in its folder (renamed on the portal), or None.
+
+        Inodes follow identities, so an inode the kernel holds (an open file
+        above all) stays usable after a remote rename, before any readdir has
+        shown the kernel the new name.  Costs the folder's listing, and only
+        when the old name is missing.
+        """
+        listing = await self._listing(parent)
+        for entry in listing.entries:
+            child = self._live_or_snapshot_child(parent, entry)
+            if child.key == node.key:
+                self._learn(parent, child)
+                return entry
+        return None
 
     # ---------------------------------------------------------- directories
 
@@ -371,11 +390,27 @@ class Filesystem:
         opened = self._handles.get(handle)
         if not isinstance(opened, _FileHandle):
             raise VfsError(errno.EBADF)
+        try:
+            return await self._read(opened, offset, size)
+        except VfsError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            # Renamed on the portal since it was opened?  Find it by identity (ENOENT if it is gone).
+            opened.node.confirmed_at = 0.0
+            await self._revalidate(opened.node)
+            return await self._read(opened, offset, size)
+
+    async def _read(self, opened: _FileHandle, offset: int, size: int) -> bytes:
         entry = opened.entry
         key = ObjectKey(entry.object_id, entry.version, entry.size)
 
         async def fetch(start: int, length: int) -> bytes:
-            return await self.backend.read(entry, start, length)
+            # The version opened, at the node's path now (a remote rename seen since moves it).
+            try:
+                path = self.inodes.remote_path(opened.node)
+            except KeyError:  # a read-ahead outliving the handle and the node's folder
+                path = entry.path
+            return await self.backend.read(dataclasses.replace(entry, path=path), start, length)
 
         try:
             with backend_errors(f"read {'/'.join(entry.path)}"):
