@@ -8,14 +8,18 @@ exactly once, in the order of the first pass, while the handle is open.
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.support.portal_process import PortalProcess
 from tests.unit.vfs.graph import Mounted, open_filesystem
-from tests.unit.vfs.truth import in_thread, mkdir, propfind, rename, upload
+from tests.unit.vfs.truth import in_thread, mkdir, propfind, remove, rename, upload
+from vfs.errors import VfsError
 from vfs.filesystem import FsConfig
 from vfs.inodes import ROOT_INODE
 
@@ -40,7 +44,9 @@ async def test_snapshots_folder_is_listed_at_the_root_only(sample: Mounted) -> N
         assert ".snapshots" not in await sample.names(await sample.inode(folder)), folder
 
 
-async def test_resuming_from_any_offset_gives_the_rest_exactly_once(sample: Mounted, sample_portal: PortalProcess) -> None:
+async def test_resuming_from_any_offset_gives_the_rest_exactly_once(
+    sample: Mounted, sample_portal: PortalProcess
+) -> None:
     many = await sample.inode("Many files")
     truth = sorted(child.name for child in await in_thread(propfind, sample_portal, "Many files"))
     assert len(truth) == 3000
@@ -120,3 +126,38 @@ async def test_a_known_item_keeps_its_number_across_a_remote_rename(portal: Port
         assert root["Archive"] == inbox and "Inbox" not in root
         assert await mounted.read_all(unread) == b"read me only after the move\n"
         assert await mounted.inode("Archive/unread.txt") == unread
+
+
+async def test_a_file_held_open_stays_usable_across_a_remote_rename(portal: PortalProcess, tmp_path: Path) -> None:
+    """POSIX: an open file survives a rename.  Inodes follow identities, so no readdir is needed first."""
+    await in_thread(mkdir, portal, "Inbox")
+    content = bytes(range(256)) * (3 << 12)  # 3 MiB: its end is not read ahead by the first read
+    await in_thread(upload, portal, "Inbox/draft.bin", content)
+    config = FsConfig(listing_ttl=0.2, entry_timeout=0.2, attr_timeout=0.2)
+    async with open_filesystem(portal, tmp_path / "cache", config) as mounted:
+        draft = await mounted.inode("Inbox/draft.bin")
+        opened = await mounted.fs.open(draft, os.O_RDONLY)
+        assert await mounted.fs.read(opened.handle, 0, 4096) == content[:4096]
+
+        await in_thread(rename, portal, "Inbox/draft.bin", "final.bin")
+        await trio.sleep(0.3)
+        assert (await mounted.fs.getattr(draft)).size == len(content)  # fstat of the open file
+        assert await mounted.fs.read(opened.handle, len(content) - 4096, 4096) == content[-4096:]
+        mounted.fs.release(opened.handle)
+        again = await mounted.fs.open(draft, os.O_RDONLY)  # reopened through the inode the kernel holds
+        assert again.keep_cache
+        assert await mounted.fs.read(again.handle, 1 << 20, 4096) == content[1 << 20:(1 << 20) + 4096]
+        mounted.fs.release(again.handle)
+        assert await mounted.inode("Inbox/final.bin") == draft
+
+        # really gone: a clean ENOENT, not a read of something else
+        opened = await mounted.fs.open(draft, os.O_RDONLY)
+        await in_thread(remove, portal, "Inbox/final.bin")
+        await trio.sleep(0.3)
+        with pytest.raises(VfsError) as caught:
+            await mounted.fs.read(opened.handle, 2 << 20, 4096)
+        assert caught.value.errno == errno.ENOENT
+        with pytest.raises(VfsError) as caught:
+            await mounted.fs.getattr(draft)
+        assert caught.value.errno == errno.ENOENT
+        mounted.fs.release(opened.handle)

@@ -110,3 +110,11 @@ def quota(portal: PortalProcess, user: str = "alice") -> tuple[int, int]:
     prop = ET.fromstring(reply.content).find(f"{DAV}response/{DAV}propstat/{DAV}prop")
     assert prop is not None
     return int(prop.findtext(f"{DAV}quota-used-bytes") or -1), int(prop.findtext(f"{DAV}quota-available-bytes") or -1)
+
+
+def remove(portal: PortalProcess, path: str, user: str = "alice") -> None:
+    """Delete ``path`` (to the recycle bin) with the ``deleteResources`` task."""
+    with portal_http.logged_in(portal, user) as http:
+        param = portal_http.resource_pairs((portal_http.href(mine(path)), None))
+        status = portal_http.run_task(http, "deleteResources", param)
+    assert status.get("status") == "completed", status
