@@ -40,20 +40,18 @@ Durability contract:
 
 Concurrency (one trio thread; disk and SQLite I/O in worker threads):
 
-* ``_Record.lock`` (a ``trio.Lock`` per staged file) guards its layout,
-  ``size``, ``mtime``, ``dirty_since``, ``generation``, ``committed`` and its
-  data file: write, truncate, commit and discard hold it throughout
-  (including a write's base fetch, so a fill can never race another write),
-  and reads hold it while they read the data file.
-* Reads fetch base bytes *without* the lock and then check ``generation``
-  (bumped by every content change): if the file changed meanwhile they plan
-  again under the lock. So a slow base fetch does not block other readers.
+* Each record has a lock for its content (``stagedfile`` says what it
+  guards). Reads fetch base bytes *without* it and then check the record's
+  ``generation``: if the file changed meanwhile they plan again under the
+  lock. So a slow base fetch does not hold up other readers of the file.
 * ``_journal_lock`` serialises use of the one SQLite connection and keeps
   bookkeeping changes (``update``) in the same order on disk and in memory.
-* Disk changes run shielded from cancellation: a cancelled write never
-  leaves the data file and the in-memory layout disagreeing.
-* Fields of a record change only in synchronous stretches, so any task may
-  read them (``get``, ``records``, ``usage``) without a lock.
+  Lock order: a record's lock, then the journal lock.
+* Disk and journal changes run shielded from cancellation: a cancelled call
+  never leaves the disk and the in-memory record disagreeing. Base fetches
+  (network) stay cancellable; they come before any disk change.
+* ``_usage`` and ``_reserved`` (the byte budget) change only on the trio
+  thread, in synchronous stretches.
 
 Exceptions (``fetch_base``'s own pass through unchanged)::
 
@@ -75,9 +73,8 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
 from typing import TypeVar
@@ -87,77 +84,15 @@ import trio
 from . import stagingdata
 from .blockmap import BlockMap
 from .flights import IncompleteFetch
+from .stagedfile import (BaseFetch, ContentChanged, Record, StagedFile, check_state,
+                         record_from_row)
 from .staginglayout import Layout, Segment, Source
-from .stagingjournal import Journal, JournalRow, Recovered, open_journal, required_length
+from .stagingjournal import Journal, JournalRow, Recovered, open_journal
+
+__all__ = ["BaseFetch", "ContentChanged", "StagedFile", "StagingStore", "open_staging_store"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-BaseFetch = Callable[[int, int], Awaitable[bytes]]
-"""``fetch(offset, length)`` of the remote base version; may return more than asked."""
-
-STATES = frozenset({"open", "pending", "uploading", "held"})
-
-
-class ContentChanged(Exception):
-    """The staged file was written while ``content()`` was streaming it."""
-
-
-@dataclass(frozen=True)
-class StagedFile:
-    """One journal record, as of the moment it was taken (re-read after changes)."""
-
-    id: int
-    path: tuple[str, ...]
-    object_id: str | None
-    base_version: str | None
-    base_size: int
-    size: int
-    mtime: float
-    state: str
-    dirty_since: float
-    attempts: int
-    last_error: str | None
-    meta: dict[str, str]
-    from_base: int = 0
-    """Bytes of the content still read from the base (0: ``fetch_base`` is never called)."""
-
-
-@dataclass(eq=False)
-class _Record:
-    """A staged file in memory; see the module docstring for what ``lock`` guards."""
-
-    id: int
-    path: tuple[str, ...]
-    object_id: str | None
-    base_version: str | None
-    base_size: int
-    state: str
-    attempts: int
-    last_error: str | None
-    meta: dict[str, str]
-    mtime: float
-    dirty_since: float
-    layout: Layout
-    committed: bool
-    dir_synced: bool
-    committed_present: BlockMap
-    """The present blocks of the last commit: overwriting one needs the flag first."""
-    rewriting: bool = False
-    generation: int = 0
-    discarded: bool = False
-    lock: trio.Lock = field(default_factory=trio.Lock)
-
-    def snapshot(self) -> StagedFile:
-        return StagedFile(self.id, self.path, self.object_id, self.base_version,
-                          self.base_size, self.layout.size, self.mtime, self.state,
-                          self.dirty_since, self.attempts, self.last_error, dict(self.meta),
-                          self.layout.missing_bytes())
-
-
-def _check_state(state: str) -> None:
-    if state not in STATES:
-        raise ValueError(f"unknown staging state {state!r}; expected one of {sorted(STATES)}")
 
 
 async def _fetch(fetch_base: BaseFetch, start: int, end: int) -> bytes:
@@ -183,29 +118,14 @@ class StagingStore:
         self._block_size = block_size
         self._max_bytes = max_bytes
         self._clock = clock
-        self._records: dict[int, _Record] = {}
+        self._records: dict[int, Record] = {}
         self._usage = 0
         self._reserved = 0  # charge promised to writes whose disk I/O is under way
         self._closed = False
         for item in recovered:
-            record = self._from_row(item)
+            record = record_from_row(item)
             self._records[record.id] = record
             self._usage += record.layout.charge()
-
-    @staticmethod
-    def _from_row(item: Recovered) -> _Record:
-        row = item.row
-        layout = Layout(row.block_size, row.size, row.base_limit,
-                        present=BlockMap.from_bytes(row.blocks), file_len=item.file_len,
-                        committed_len=required_length(row.block_size, row.size, row.blocks))
-        for start, end in item.extents:
-            for index in range(start // row.block_size, (end - 1) // row.block_size + 1):
-                if index not in layout.present:
-                    layout.stale.add(index)  # written after the last commit, or before a shrink
-        return _Record(row.id, row.path, row.object_id, row.base_version, row.base_size,
-                       row.state, row.attempts, row.last_error, dict(row.meta), row.mtime,
-                       row.dirty_since, layout, committed=True, dir_synced=True,
-                       committed_present=BlockMap.from_bytes(row.blocks))
 
     # -- queries --------------------------------------------------------------
 
@@ -246,7 +166,7 @@ class StagingStore:
                          state="open", attempts=0, last_error=None, meta={})
         with trio.CancelScope(shield=True):  # never a row without a record
             record_id = await self._journal_call(self._journal.insert, row)
-        record = _Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
+        record = Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
                          None, {}, row.mtime, now, Layout(self._block_size, size, size),
                          committed=False, dir_synced=False, committed_present=BlockMap())
         self._records[record_id] = record
@@ -259,7 +179,7 @@ class StagingStore:
         data, _ = await self._read(self._record(id), offset, length, fetch_base)
         return data
 
-    async def _read(self, record: _Record, offset: int, length: int,
+    async def _read(self, record: Record, offset: int, length: int,
                     fetch_base: BaseFetch) -> tuple[bytes, int]:
         """The bytes and the generation they belong to."""
         generation = record.generation
@@ -369,7 +289,7 @@ class StagingStore:
             record.mtime = mtime
             record.dirty_since = self._clock()
 
-    async def _flag_rewriting(self, record: _Record) -> None:
+    async def _flag_rewriting(self, record: Record) -> None:
         """Durably flag that committed blocks are about to change (module docstring)."""
         if not record.rewriting:
             await self._journal_call(self._journal.mark_rewriting, record.id)
@@ -385,13 +305,13 @@ class StagingStore:
             self._check_open()  # the store may have closed while we waited
             return await trio.to_thread.run_sync(function, *args)
 
-    def _changed(self, record: _Record) -> None:
+    def _changed(self, record: Record) -> None:
         record.mtime = record.dirty_since = self._clock()
         record.generation += 1
 
     async def commit(self, id: int, *, state: str = "pending") -> StagedFile:
         """Make the current content durable and set ``state``; returns the record."""
-        _check_state(state)
+        check_state(state)
         record = self._record(id)
         async with record.lock:
             self._check_alive(record)
@@ -477,7 +397,7 @@ class StagingStore:
         if path is not None:
             fields["path"] = tuple(path)
         if state is not None:
-            _check_state(state)
+            check_state(state)
             fields["state"] = state
         if attempts is not None:
             if attempts < 0:
@@ -520,14 +440,14 @@ class StagingStore:
 
     # -- helpers --------------------------------------------------------------
 
-    def _record(self, id: int) -> _Record:
+    def _record(self, id: int) -> Record:
         self._check_open()
         try:
             return self._records[id]
         except KeyError:
             raise KeyError(f"no staged file with id {id}") from None
 
-    def _check_alive(self, record: _Record) -> None:
+    def _check_alive(self, record: Record) -> None:
         self._check_open()
         if record.discarded:
             raise KeyError(f"staged file {record.id} was discarded")
@@ -536,7 +456,7 @@ class StagingStore:
         if self._closed:
             raise trio.ClosedResourceError("the staging store is closed")
 
-    def _data_path(self, record: _Record) -> Path:
+    def _data_path(self, record: Record) -> Path:
         return stagingdata.data_path(self._root, record.id)
 
     def _reserve(self, delta: int) -> int:
