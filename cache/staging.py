@@ -167,8 +167,8 @@ class StagingStore:
         with trio.CancelScope(shield=True):  # never a row without a record
             record_id = await self._journal_call(self._journal.insert, row)
         record = Record(record_id, row.path, object_id, base_version, base_size, "open", 0,
-                         None, {}, row.mtime, now, Layout(self._block_size, size, size),
-                         committed=False, dir_synced=False, committed_present=BlockMap())
+                        None, {}, row.mtime, now, Layout(self._block_size, size, size),
+                        committed=False, dir_synced=False, committed_present=BlockMap())
         self._records[record_id] = record
         return record.snapshot()
 
