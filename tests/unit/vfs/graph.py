@@ -76,6 +76,11 @@ class Mounted:
         finally:
             self.fs.releasedir(handle)
 
+    async def inodes(self, inode: int, *, deliver: bool = True) -> dict[str, int]:
+        """Name → inode number of a folder's entries, as one listing pass gave them."""
+        listed = await self.listing(inode, deliver=deliver)
+        return {entry.name: entry.entry.attributes.inode for entry in listed if entry.entry.attributes}
+
     async def names(self, inode: int) -> list[str]:
         return [entry.name for entry in await self.listing(inode)]
 

@@ -113,7 +113,7 @@ async def test_a_known_item_keeps_its_number_across_a_remote_rename(portal: Port
 
         await in_thread(rename, portal, "Inbox/draft.txt", "final.txt")
         await trio.sleep(0.3)
-        listed = {e.name: e.entry.attributes.inode for e in await mounted.listing(inbox) if e.entry.attributes}
+        listed = await mounted.inodes(inbox)
         assert listed == {"final.txt": draft, "unread.txt": unread}
         assert await mounted.inode("Inbox/final.txt") == draft
         assert (await mounted.resolve("Inbox/draft.txt")).attributes is None
@@ -122,7 +122,7 @@ async def test_a_known_item_keeps_its_number_across_a_remote_rename(portal: Port
         # a renamed folder: its children keep their numbers and are read at the new path
         await in_thread(rename, portal, "Inbox", "Archive")
         await trio.sleep(0.3)
-        root = {e.name: e.entry.attributes.inode for e in await mounted.listing(ROOT_INODE) if e.entry.attributes}
+        root = await mounted.inodes(ROOT_INODE)
         assert root["Archive"] == inbox and "Inbox" not in root
         assert await mounted.read_all(unread) == b"read me only after the move\n"
         assert await mounted.inode("Archive/unread.txt") == unread

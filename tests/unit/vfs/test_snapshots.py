@@ -90,8 +90,7 @@ async def test_older_bytes_are_readable(sample: Mounted, sample_portal: PortalPr
 
 async def test_snapshot_items_have_their_own_inode_numbers(sample: Mounted, sample_portal: PortalProcess) -> None:
     oldest, newer = list(await portal_snapshots(sample_portal))
-    live = {e.name: e.entry.attributes.inode
-            for e in await sample.listing(await sample.inode("Documents"), deliver=True) if e.entry.attributes}
+    live = await sample.inodes(await sample.inode("Documents"))
     seen = set(live.values())
     for label in (oldest, newer):
         root = await sample.inode(f"Documents/.snapshots/{label}")
