@@ -103,6 +103,13 @@ async def _fetch(fetch_base: BaseFetch, start: int, end: int) -> bytes:
     return bytes(data[:end - start])
 
 
+def _path_tuple(path: Iterable[str]) -> tuple[str, ...]:
+    # A bare string would silently become a tuple of characters.
+    if isinstance(path, (str, bytes)):
+        raise TypeError(f"path must be a sequence of names, not {type(path).__name__}")
+    return tuple(path)
+
+
 def _full(message: str) -> OSError:
     return OSError(errno.ENOSPC, message)
 
@@ -156,6 +163,7 @@ class StagingStore:
         self._check_open()
         if base_size < 0:
             raise ValueError(f"base_size must not be negative, got {base_size}")
+        path = _path_tuple(path)
         now = self._clock()
         size = 0 if truncate else base_size
         row = JournalRow(id=0, path=tuple(path), object_id=object_id,
@@ -395,7 +403,7 @@ class StagingStore:
         """
         fields: dict[str, object] = {}
         if path is not None:
-            fields["path"] = tuple(path)
+            fields["path"] = _path_tuple(path)
         if state is not None:
             check_state(state)
             fields["state"] = state

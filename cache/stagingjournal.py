@@ -242,6 +242,9 @@ def open_journal(root: Path) -> tuple[Journal, list[Recovered]]:
         db = sqlite3.connect(root / JOURNAL_FILE, isolation_level=None, check_same_thread=False)
         try:
             rows = _load(root, db)
+            # SQLite syncs the directory for the WAL it creates, not for the
+            # database file itself, nor for data/: make those names durable.
+            stagingdata.sync_dir(root)
             recovered = _recover(root, db, rows)
         except sqlite3.DatabaseError as exc:
             db.close()

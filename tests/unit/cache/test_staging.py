@@ -525,3 +525,13 @@ async def test_content_notices_a_discard_but_not_a_no_op_truncate(staging_dir: P
         await store.discard(staged.id)
         with pytest.raises(ContentChanged):
             await stream.__anext__()  # type: ignore[attr-defined]
+
+
+async def test_a_path_must_be_a_sequence_of_names(staging_dir: Path) -> None:
+    async with open_staging_store(staging_dir, block_size=BS) as store:
+        with pytest.raises(TypeError):
+            await store.create("a.txt")  # type: ignore[arg-type]
+        staged = await store.create(["dir", "a.txt"])
+        assert staged.path == ("dir", "a.txt")
+        with pytest.raises(TypeError):
+            await store.update(staged.id, path="b.txt")  # type: ignore[arg-type]
