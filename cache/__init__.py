@@ -1,4 +1,4 @@
-"""Block cache: bytes of remote object versions in memory over a persistent disk tier.
+"""Local bytes: remote object versions in memory over a persistent disk tier, and staged writes.
 
 ``cache`` stores bytes and decides no semantics; it imports nothing of the
 project. The filesystem hands each read a ``Fetch`` (``fetch(offset,
@@ -17,6 +17,13 @@ Modules, one concept each:
 * ``readahead``  per-handle read pattern and the read-ahead window
 * ``blocks``     BlockCache, which ties them together, and open_block_cache
 
+and, for files being written (durable before ``close()`` returns, uploaded later
+by the filesystem):
+
+* ``staging``    StagingStore: staged copies filled lazily from their remote base,
+                 with a crash-safe journal (``stagedfile``, ``staginglayout``,
+                 ``stagingjournal``, ``stagingdata``, ``blockmap`` are its parts)
+
 Exceptions raised by this package (the fetch's own exceptions pass through)::
 
     Exception
@@ -31,9 +38,11 @@ from .diskindex import CacheDirectoryError
 from .flights import IncompleteFetch
 from .keys import BlockKey, Fetch, ObjectKey
 from .readahead import ReadStream
+from .staging import BaseFetch, StagedFile, StagingStore, open_staging_store
 from .stats import CacheStatistics
 
 __all__ = [
+    "BaseFetch",
     "BlockCache",
     "BlockKey",
     "CacheConfig",
@@ -43,5 +52,8 @@ __all__ = [
     "IncompleteFetch",
     "ObjectKey",
     "ReadStream",
+    "StagedFile",
+    "StagingStore",
     "open_block_cache",
+    "open_staging_store",
 ]
