@@ -11,7 +11,8 @@ Modules, one concept each:
 * ``stats``      CacheStatistics and the shared counters
 * ``memory``     the memory tier (cachetools LRU bounded by bytes)
 * ``blockfile``  one block file: format, checksum, atomic write
-* ``diskindex``  the SQLite index and the cache directory
+* ``private_dir`` claiming a 0700, locked directory; opening it off the loop
+* ``diskindex``  the SQLite index of the disk tier
 * ``disk``       the disk tier: LRU mirror, writer task, budget
 * ``flights``    single-flight ranged fetches
 * ``readahead``  per-handle read pattern and the read-ahead window
@@ -34,9 +35,9 @@ Exceptions raised by this package (the fetch's own exceptions pass through)::
 
 from .blocks import BlockCache, open_block_cache
 from .config import CacheConfig
-from .diskindex import CacheDirectoryError
 from .flights import IncompleteFetch
 from .keys import BlockKey, Fetch, ObjectKey
+from .private_dir import CacheDirectoryError
 from .readahead import ReadStream
 from .staging import BaseFetch, StagedFile, StagingStore, open_staging_store
 from .stats import CacheStatistics

@@ -37,7 +37,7 @@ Exceptions: a fetch's own exception propagates unchanged to every reader
 waiting on it; ``flights.IncompleteFetch`` if the source returned less than
 the object's size promises; ``trio.ClosedResourceError`` for reads on (or
 waiting while closing) a closed cache; ``ValueError`` for a negative offset
-or length. ``diskindex.CacheDirectoryError`` from ``open_block_cache`` if the
+or length. ``CacheDirectoryError`` from ``open_block_cache`` if the
 cache directory belongs to someone else or is in use by another process.
 """
 

@@ -56,6 +56,7 @@ from . import blockfile
 from .config import CacheConfig
 from .diskindex import DiskIndex, IndexRow, open_index
 from .keys import BlockKey
+from .private_dir import open_off_loop
 from .stats import Counters
 
 log = logging.getLogger(__name__)
@@ -332,22 +333,7 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
     """Open the tier in ``config.disk_dir``; on a clean exit, drain the queue."""
     assert config.disk_dir is not None
     root: Path = config.disk_dir
-    opened: tuple[DiskIndex, list[IndexRow]] | None = None
-
-    def open_in_thread() -> None:
-        nonlocal opened
-        opened = open_index(root, config.block_size)
-
-    try:
-        # Not abandonable: if we are cancelled meanwhile, the thread still
-        # finishes and we close what it opened instead of leaking the lock.
-        await trio.to_thread.run_sync(open_in_thread)
-    except BaseException:
-        if opened is not None:
-            opened[0].close()
-        raise
-    assert opened is not None
-    index, rows = opened
+    index, rows = await open_off_loop(lambda: open_index(root, config.block_size), lambda opened: opened[0].close())
     try:
         tier = DiskTier(config, counters, index, rows)
         body_error: BaseException | None = None

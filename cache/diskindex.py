@@ -34,27 +34,21 @@ at a time, so one connection with ``check_same_thread=False`` is safe.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
 import sqlite3
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from .blockfile import BLOCKS_DIR, TMP_DIR, block_path
 from .keys import BlockKey
+from .private_dir import claim
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 INDEX_FILE = "index.sqlite3"
-LOCK_FILE = "lock"
-
-
-class CacheDirectoryError(Exception):
-    """The cache directory cannot be used (another owner, or in use by another process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +59,6 @@ class IndexRow:
     name: str
     file_size: int
     used: int
-
-
-def prepare_directory(path: Path) -> None:
-    """Create ``path`` mode 0700, or check and fix an existing one."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if not stat.S_ISDIR(st.st_mode):
-        raise CacheDirectoryError(f"cache path {path} is not a directory")
-    if st.st_uid != os.geteuid():
-        raise CacheDirectoryError(f"cache directory {path} belongs to uid {st.st_uid}, not to us")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        log.warning("cache directory %s had mode %o; setting 0700",
-                    path, stat.S_IMODE(st.st_mode))
-        path.chmod(0o700)
-    for sub in (BLOCKS_DIR, TMP_DIR):
-        (path / sub).mkdir(mode=0o700, exist_ok=True)
 
 
 class DiskIndex:
@@ -137,13 +115,7 @@ def open_index(root: Path, block_size: int) -> tuple[DiskIndex, list[IndexRow]]:
 
     Returns the index and its rows, least recently used first.
     """
-    prepare_directory(root)
-    lock_fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock_fd)
-        raise CacheDirectoryError(f"cache directory {root} is in use by another process") from None
+    lock_fd = claim(root, what="cache", subdirs=(BLOCKS_DIR, TMP_DIR))
     try:
         try:
             db, rows = _connect(root, block_size)

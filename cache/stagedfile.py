@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import trio
 
 from .blockmap import BlockMap
-from .staginglayout import Layout
 from .stagingjournal import Recovered, required_length
+from .staginglayout import Layout
 
 BaseFetch = Callable[[int, int], Awaitable[bytes]]
 """``fetch(offset, length)`` of the remote base version; may return more than asked."""

@@ -63,7 +63,7 @@ Exceptions (``fetch_base``'s own pass through unchanged)::
     ├── OSError(EIO)                committed data found missing or short
     ├── ContentChanged              the file changed while ``content()`` streamed it
     ├── flights.IncompleteFetch     ``fetch_base`` returned less than asked
-    ├── diskindex.CacheDirectoryError   directory foreign, in use, or journal unusable
+    ├── CacheDirectoryError   directory foreign, in use, or journal unusable
     └── trio.ClosedResourceError    the store was closed
 """
 
@@ -84,10 +84,17 @@ import trio
 from . import stagingdata
 from .blockmap import BlockMap
 from .flights import IncompleteFetch
-from .stagedfile import (BaseFetch, ContentChanged, Record, StagedFile, check_state,
-                         record_from_row)
-from .staginglayout import Layout, Segment, Source
+from .private_dir import open_off_loop
+from .stagedfile import (
+    BaseFetch,
+    ContentChanged,
+    Record,
+    StagedFile,
+    check_state,
+    record_from_row,
+)
 from .stagingjournal import Journal, JournalRow, Recovered, open_journal
+from .staginglayout import Layout, Segment, Source
 
 __all__ = ["BaseFetch", "ContentChanged", "StagedFile", "StagingStore", "open_staging_store"]
 
@@ -494,21 +501,7 @@ async def open_staging_store(directory: Path, *, block_size: int = 1 << 20,
         raise ValueError(f"block_size must be positive, got {block_size}")
     if max_bytes is not None and max_bytes < 0:
         raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
-    opened: tuple[Journal, list[Recovered]] | None = None
-
-    def open_in_thread() -> None:
-        nonlocal opened
-        opened = open_journal(Path(directory))
-
-    try:
-        # Not abandonable: if cancelled meanwhile, we still close what it opened.
-        await trio.to_thread.run_sync(open_in_thread)
-    except BaseException:
-        if opened is not None:
-            opened[0].close()
-        raise
-    assert opened is not None
-    journal, recovered = opened
+    journal, recovered = await open_off_loop(lambda: open_journal(Path(directory)), lambda opened: opened[0].close())
     store: StagingStore | None = None
     try:
         store = StagingStore(journal, recovered, block_size=block_size, max_bytes=max_bytes,

@@ -56,24 +56,21 @@ is safe.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import sqlite3
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import stagingdata
 from .blockmap import BlockMap
-from .diskindex import CacheDirectoryError
+from .private_dir import CacheDirectoryError, claim
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 JOURNAL_FILE = "journal.sqlite3"
-LOCK_FILE = "lock"
 _SQLITE_FULL = 13
 
 _COLUMNS = ("id", "path", "object_id", "base_version", "base_size", "block_size", "size",
@@ -207,37 +204,12 @@ class Journal:
             os.close(self._lock_fd)  # releases the flock
 
 
-def prepare_directory(root: Path) -> None:
-    """Create ``root`` (and ``data/``) mode 0700, or check and fix an existing one."""
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = root.stat()
-    if not stat.S_ISDIR(st.st_mode):
-        raise CacheDirectoryError(f"staging path {root} is not a directory")
-    if st.st_uid != os.geteuid():
-        raise CacheDirectoryError(f"staging directory {root} belongs to uid {st.st_uid}, not to us")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        log.warning("staging directory %s had mode %o; setting 0700", root,
-                    stat.S_IMODE(st.st_mode))
-        root.chmod(0o700)
-    data = root / stagingdata.DATA_DIR
-    data.mkdir(mode=0o700, exist_ok=True)
-    if stat.S_IMODE(data.stat().st_mode) != 0o700:
-        data.chmod(0o700)
-
-
 def open_journal(root: Path) -> tuple[Journal, list[Recovered]]:
     """Prepare and lock ``root``, open the journal and recover (module docstring).
 
     Returns the journal and the kept rows, oldest first.
     """
-    prepare_directory(root)
-    lock_fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock_fd)
-        raise CacheDirectoryError(
-            f"staging directory {root} is in use by another process") from None
+    lock_fd = claim(root, what="staging", subdirs=(stagingdata.DATA_DIR,))
     try:
         db = sqlite3.connect(root / JOURNAL_FILE, isolation_level=None, check_same_thread=False)
         try:

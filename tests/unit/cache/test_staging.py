@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from cache.diskindex import CacheDirectoryError
+from cache import CacheDirectoryError
 from cache.flights import IncompleteFetch
 from cache.staging import ContentChanged, StagingStore, open_staging_store
 

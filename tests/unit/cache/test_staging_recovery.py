@@ -244,7 +244,7 @@ async def test_missing_or_short_committed_data_is_held_and_reported(
 async def test_an_unknown_schema_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
-    from cache.diskindex import CacheDirectoryError
+    from cache import CacheDirectoryError
 
     directory = tmp_path / "staging"
     await make_committed(directory)
