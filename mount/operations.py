@@ -127,13 +127,9 @@ class PortalOperations(pyfuse3.Operations):
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         return _statvfs(await self.fs.statfs())
 
-    @funnel
-    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)  # no extended attributes (yet)
-
-    @funnel
-    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return []
+    # getxattr/listxattr are deliberately not implemented: pyfuse3 answers ENOSYS,
+    # which the kernel remembers for the whole mount, so `ls -l` stops asking for
+    # ACLs and security labels of every file (one round trip each with ENOATTR).
 
 
 def _statvfs(stats: FsStats) -> pyfuse3.StatvfsData:
