@@ -44,7 +44,7 @@ from vfs.attributes import Attributes, DirEntry, Entry, FsStats, OpenFile
 from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef, Transient
 from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
-from vfs.listings import Listing, ListingCache
+from vfs.listings import PAGE_SIZE, Listing, ListingCache
 
 #: Names desktops and shells probe for in every folder; never worth a request.
 PROBE_NAMES = frozenset(
@@ -213,7 +213,7 @@ class Filesystem:
     async def _child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
         probe = is_probe(name)
         listing = self.listings.peek(parent.key, allow_stale=probe)
-        if listing is None and probe:
+        if listing is None and (probe or self._relist_is_cheaper(parent)):
             listing = await self._listing(parent)
         if listing is not None:
             return listing.by_name.get(name)
@@ -234,6 +234,16 @@ class Filesystem:
             if exc.errno == errno.ENOENT:
                 return None
             raise
+
+    def _relist_is_cheaper(self, parent: Node) -> bool:
+        """Is listing ``parent`` again better than a stat per name looked up in it?
+
+        Yes when its (expired) listing fit in one page: one request, shared by
+        every concurrent lookup, answers them all — a program walking a tree
+        slower than the listing TTL would otherwise cost one stat per file.
+        """
+        stale = self.listings.peek(parent.key, allow_stale=True)
+        return stale is not None and len(stale.entries) <= PAGE_SIZE
 
     def _live_or_snapshot_child(self, parent: Node, entry: RemoteEntry) -> _Child:
         if parent.kind in (Kind.ROOT, Kind.LIVE):
