@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 __all__ = ["Counters", "CteraStatistics", "RequestKind"]
@@ -89,16 +89,7 @@ class Counters:
     task_polls: int = 0
 
     def snapshot(self) -> CteraStatistics:
-        return CteraStatistics(
-            requests=MappingProxyType(dict(self.requests)),
-            content_bytes=self.content_bytes,
-            bytes_received=self.bytes_received,
-            retries=self.retries,
-            relogins=self.relogins,
-            stale_versions=self.stale_versions,
-            ranges_ignored=self.ranges_ignored,
-            rejected_entries=self.rejected_entries,
-            upload_bytes=self.upload_bytes,
-            tasks=self.tasks,
-            task_polls=self.task_polls,
-        )
+        """Freeze the counters (derived from the fields, so a new counter needs no edit here)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["requests"] = MappingProxyType(dict(self.requests))
+        return CteraStatistics(**values)
