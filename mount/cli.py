@@ -3,7 +3,11 @@
 Sub-commands:
 
 * ``mount URL MOUNTPOINT``  mount a portal (in the background unless ``--foreground``);
-* ``unmount MOUNTPOINT``    unmount it;
+* ``unmount MOUNTPOINT``    unmount it (waiting until pending uploads are sent, unless ``--no-wait``);
+* ``status MOUNTPOINT``     what a mount is doing: pending uploads, conflicts, cache, errors;
+* ``undelete PATH``, ``ls --deleted DIR``, ``cp SRC DST``
+                            deleted-item recovery and server-side copy, asked of the
+                            running daemon over its control socket (``mount.control``);
 * ``demo [MOUNTPOINT]``     start the embedded reference portal with sample files and mount it;
 * ``serve``, ``snapshot``   run / snapshot the reference portal (``portal.command``).
 
@@ -17,17 +21,26 @@ exit status 1, not a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from mount.options import MountOptions, OptionError, default_cache_dir, parse_options, parse_size
 from portal import command as portal_command
 
 # The FUSE stack (mount.background → pyfuse3, vfs, cache) is imported only by
-# the commands that mount, so `portalfs serve` starts fast and without it.
+# the commands that mount, so `portalfs serve` starts fast and without it; the
+# control channel (mount.control: trio, vfs.errors) only by the commands using it.
+
+CONTROL_COMMANDS = ("status", "undelete", "ls", "cp")
+POLL_INTERVAL = 0.25  # how often `unmount` asks a draining daemon how far it got
+PROGRESS_EVERY = 2.0  # at most one progress line per this many seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mount":
             return run_mount(args, argv)
         if args.command == "unmount":
-            return run_unmount(args.mountpoint)
+            return run_unmount(args.mountpoint, wait=not args.no_wait)
+        if args.command in CONTROL_COMMANDS:
+            return run_control_command(args)
         if args.command == "demo":
             from mount.demo import run_demo
 
@@ -68,7 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     add_mount_arguments(mount)
 
     unmount = commands.add_parser("unmount", help="unmount a portalfs mount")
+    unmount.add_argument("--no-wait", action="store_true",
+                         help="do not wait for pending uploads (they stay staged and are sent at the next mount)")
     unmount.add_argument("mountpoint", type=Path)
+
+    status = commands.add_parser("status", help="what a mount is doing: pending uploads, conflicts, cache, errors")
+    status.add_argument("mountpoint", type=Path)
+    status.add_argument("--json", action="store_true", help="print the daemon's snapshot as JSON")
+    undelete = commands.add_parser("undelete", help="restore a deleted file or folder of a mount")
+    undelete.add_argument("path", type=Path, help="where it was (it need not exist now)")
+    ls = commands.add_parser("ls", help="list the deleted items of a folder of a mount (with --deleted)")
+    ls.add_argument("--deleted", action="store_true", help="list deleted items (required)")
+    ls.add_argument("directory", type=Path, nargs="?", default=Path("."))
+    cp = commands.add_parser("cp", help="copy on the portal, within one mount (nothing is downloaded)")
+    cp.add_argument("source", type=Path)
+    cp.add_argument("target", help="a new name, or an existing folder to copy into")
 
     demo = commands.add_parser("demo", help="start the embedded portal with sample files and mount it")
     demo.add_argument("mountpoint", type=Path, nargs="?", help="where to mount (default ~/portalfs-demo)")
@@ -145,19 +174,169 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     return background.serve_foreground(settings, ready_fd=args.ready_fd)
 
 
-def run_unmount(mountpoint: Path) -> int:
+def run_unmount(mountpoint: Path, *, wait: bool = True) -> int:
+    """Unmount; a daemon that answers on its control socket is then waited for while it drains its uploads."""
     mountpoint = mountpoint.resolve()
+    daemon = _tell_daemon(mountpoint, skip_drain=not wait)
+    problem = kernel_unmount(mountpoint)
+    if problem is not None:
+        print(f"portalfs: cannot unmount {mountpoint}: {problem}", file=sys.stderr)
+        return 1
+    if daemon and wait:
+        try:
+            _wait_for_daemon(mountpoint)
+        except KeyboardInterrupt:
+            print(f"portalfs: unmounted; the daemon keeps uploading in the background "
+                  f"(see: portalfs status {mountpoint})", file=sys.stderr)
+            return 130
+    return 0
+
+
+def kernel_unmount(mountpoint: Path) -> str | None:
+    """``fusermount3 -u`` (else ``umount``); None on success, else why not."""
+    message = "neither fusermount3 nor umount is installed"
     for command in (["fusermount3", "-u", str(mountpoint)], ["umount", str(mountpoint)]):
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         except FileNotFoundError:
             continue
         if result.returncode == 0:
-            return 0
+            return None
         message = result.stderr.strip()
-    print(f"portalfs: cannot unmount {mountpoint}: {message}", file=sys.stderr)
-    return 1
+    return message
 
+
+def _tell_daemon(mountpoint: Path, *, skip_drain: bool) -> bool:
+    """Whether a daemon answers for ``mountpoint`` (told not to drain its uploads if ``skip_drain``)."""
+    from mount import control
+
+    try:
+        control.ask(mountpoint, {"op": "skip_drain" if skip_drain else "status"}, timeout=10)
+        return True
+    except control.NoDaemon:
+        return False
+    except control.ControlError as exc:  # the unmount itself must still happen
+        print(f"portalfs: warning: {exc}", file=sys.stderr)
+        return False
+
+
+def _wait_for_daemon(mountpoint: Path) -> None:
+    """Poll the daemon, which drains its uploads after the kernel unmount, until it is gone."""
+    from mount import control
+    from mount.status_text import human_size, waiting_uploads
+
+    next_line = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            status = control.ask(mountpoint, {"op": "status"}, timeout=10)
+            failures = 0
+        except control.NoDaemon:
+            return
+        except control.ControlError as exc:
+            failures += 1
+            if failures >= 3:
+                print(f"portalfs: warning: stopped waiting for the daemon: {exc}", file=sys.stderr)
+                return
+            status = None
+        waiting = waiting_uploads(status) if isinstance(status, dict) else []
+        if waiting and time.monotonic() >= next_line:
+            size = sum(entry.get("size") or 0 for entry in waiting if isinstance(entry.get("size"), int))
+            uploads = "1 upload" if len(waiting) == 1 else f"{len(waiting)} uploads"
+            print(f"portalfs: waiting for {uploads} ({human_size(size)}) to finish…", file=sys.stderr, flush=True)
+            next_line = time.monotonic() + PROGRESS_EVERY
+        time.sleep(POLL_INTERVAL)
+
+
+def run_control_command(args: argparse.Namespace) -> int:
+    """``status``, ``undelete``, ``ls --deleted``, ``cp``: one request to the daemon each."""
+    from mount import control
+
+    commands = {"status": _status, "undelete": _undelete, "ls": _list_deleted, "cp": _copy}
+    try:
+        commands[args.command](args)
+    except control.ControlError as exc:
+        print(f"portalfs: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> None:
+    from mount import control, status_text
+
+    snapshot = control.ask(args.mountpoint, {"op": "status"})
+    if args.json:
+        _write(json.dumps(snapshot, indent=2) + "\n")
+    else:
+        _write(status_text.render(snapshot))
+
+
+def _undelete(args: argparse.Namespace) -> None:
+    from mount import control
+
+    mountpoint, names = control.mount_relative(args.path)
+    if not names:
+        raise control.ControlError(f"{args.path} is the root of the mount; name something inside it", errno.EINVAL)
+    _ask_for(f"cannot undelete {args.path}", mountpoint, {"op": "undelete", "path": list(names)}, timeout=300)
+
+
+def _list_deleted(args: argparse.Namespace) -> None:
+    from mount import control
+    from mount.status_text import human_size, local_time
+
+    if not args.deleted:
+        raise control.ControlError("portalfs ls lists deleted items only: add --deleted (for the rest, use ls)",
+                                   errno.EINVAL)
+    mountpoint, names = control.mount_relative(args.directory)
+    items = _ask_for(f"cannot list deleted items of {args.directory}", mountpoint,
+                     {"op": "list_deleted", "path": list(names)}, timeout=60)
+    entries = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    lines = []
+    for item in sorted(entries, key=lambda item: str(item.get("name"))):
+        suffix = "/" if item.get("is_dir") else ""
+        lines.append(f"{human_size(item.get('size')):>10}  {local_time(item.get('mtime'))}  {item.get('name')}{suffix}\n")
+    _write("".join(lines))
+
+
+def _copy(args: argparse.Namespace) -> None:
+    from mount import control
+
+    source_mount, source = control.mount_relative(args.source)
+    target_mount, target = control.mount_relative(Path(args.target))
+    if source_mount != target_mount:
+        raise control.ControlError(f"{args.source} and {args.target} are in different mounts "
+                                   "(portalfs cp copies within one mount; use cp)", errno.EXDEV)
+    if not source:
+        raise control.ControlError(f"cannot copy the root of the mount {source_mount}", errno.EINVAL)
+    into = target_mount.joinpath(*target)
+    if into.is_dir():
+        target = (*target, source[-1])
+    elif args.target.endswith("/"):
+        raise control.ControlError(f"{args.target} is not a folder", errno.ENOTDIR)
+    if target[:len(source)] == source:
+        raise control.ControlError(f"cannot copy {args.source} into itself", errno.EINVAL)
+    _ask_for(f"cannot copy {args.source} to {args.target}", mountpoint=source_mount,
+             request={"op": "copy", "source": list(source), "target": list(target)}, timeout=300)
+
+
+def _ask_for(what: str, mountpoint: Path, request: dict[str, Any], timeout: float) -> Any:
+    """``control.ask``, an error reply said as ``what: reason``."""
+    from mount import control
+
+    try:
+        return control.ask(mountpoint, request, timeout=timeout)
+    except control.ErrorReply as exc:
+        reason = str(exc)
+        if reason in ("", "failed", errno.errorcode.get(exc.errno)):
+            reason = os.strerror(exc.errno)
+        raise control.ControlError(f"{what}: {reason}", exc.errno) from None
+
+
+def _write(text: str) -> None:
+    """Print names as they are, even ones the terminal's encoding cannot show (no traceback over a name)."""
+    encoding = sys.stdout.encoding or "utf-8"
+    sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    sys.stdout.flush()
 
 if __name__ == "__main__":
     sys.exit(main())
