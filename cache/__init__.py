@@ -24,6 +24,7 @@ by the filesystem):
 * ``staging``    StagingStore: staged copies filled lazily from their remote base,
                  with a crash-safe journal (``stagedfile``, ``staginglayout``,
                  ``stagingjournal``, ``stagingdata``, ``blockmap`` are its parts)
+* ``mtimes``     MtimeStore: modification times set through the mount, per version
 
 Exceptions raised by this package (the fetch's own exceptions pass through)::
 
@@ -37,9 +38,16 @@ from .blocks import BlockCache, open_block_cache
 from .config import CacheConfig
 from .flights import IncompleteFetch
 from .keys import BlockKey, Fetch, ObjectKey
+from .mtimes import MtimeStore
 from .private_dir import CacheDirectoryError
 from .readahead import ReadStream
-from .staging import BaseFetch, StagedFile, StagingStore, open_staging_store
+from .staging import (
+    BaseFetch,
+    ContentChanged,
+    StagedFile,
+    StagingStore,
+    open_staging_store,
+)
 from .stats import CacheStatistics
 
 __all__ = [
@@ -49,8 +57,10 @@ __all__ = [
     "CacheConfig",
     "CacheDirectoryError",
     "CacheStatistics",
+    "ContentChanged",
     "Fetch",
     "IncompleteFetch",
+    "MtimeStore",
     "ObjectKey",
     "ReadStream",
     "StagedFile",

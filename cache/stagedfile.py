@@ -75,6 +75,8 @@ class StagedFile:
     """Free-form small metadata of the filesystem's (mode, conflict name…)."""
     from_base: int = 0
     """Bytes of the content still read from the base (0: ``fetch_base`` is never called)."""
+    generation: int = 0
+    """Bumped by every change of content: equal generations, equal content."""
 
 
 @dataclass(eq=False)
@@ -108,7 +110,7 @@ class Record:
         return StagedFile(self.id, self.path, self.object_id, self.base_version,
                           self.base_size, self.layout.size, self.mtime, self.state,
                           self.dirty_since, self.attempts, self.last_error, dict(self.meta),
-                          self.layout.missing_bytes())
+                          self.layout.missing_bytes(), self.generation)
 
 
 def record_from_row(item: Recovered) -> Record:
