@@ -187,6 +187,11 @@ class WritableBackend(Backend, Protocol):
     """The write half.  Paths name the item itself (not its parent); every
     change is done when the call returns (background tasks are awaited)."""
 
+    def name_problem(self, name: str) -> str | None:
+        """Why the portal would refuse ``name`` for a new item (None: it is fine), so a
+        bad name fails at create time rather than at upload."""
+        ...
+
     async def upload(self, path: Path, source: UploadSource, size: int) -> RemoteEntry:
         """Make ``source`` the content of the file at ``path``: a new version of an
         existing file (its identity unchanged) or a new file.  Returns the file

@@ -60,9 +60,15 @@ from vfs.backends.ctera.counters import Counters, CteraStatistics, RequestKind
 from vfs.backends.ctera.downloads import DEFAULT_MAX_OVERREAD, RangeReader
 from vfs.backends.ctera.errors import error_for_code
 from vfs.backends.ctera.execute import execute
-from vfs.backends.ctera.paths import href_of
+from vfs.backends.ctera.paths import href_of, storable_name_problem
 from vfs.backends.ctera.quota import propfind_quota
-from vfs.backends.ctera.resources import Placement, child_entries, decode_fetch_reply, entry_of, placement_of
+from vfs.backends.ctera.resources import (
+    Placement,
+    child_entries,
+    decode_fetch_reply,
+    entry_of,
+    placement_of,
+)
 from vfs.backends.ctera.session import ADMIN, SERVICES, Session
 from vfs.backends.ctera.snapshots import snapshot_refs
 from vfs.backends.ctera.tasks import TaskRunner
@@ -293,6 +299,10 @@ class CteraBackend:
         """
         entry = await self._uploader.upload(path, source, size)
         return self._reader.content_replaced(entry)
+
+    def name_problem(self, name: str) -> str | None:
+        """Why the portal would refuse ``name`` for a new item, or None."""
+        return storable_name_problem(name)
 
     async def make_folder(self, path: Path) -> RemoteEntry:
         """Create the folder ``path`` (``makeCollection``).  Exists, NotFound, InvalidName, ReadOnly."""

@@ -22,11 +22,12 @@ Subtleties:
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from vfs.backends.base import Path
 
-__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "webdav_root"]
+__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "storable_name_problem", "webdav_root"]
 
 #: The longest name a Linux filesystem accepts (NAME_MAX), in UTF-8 bytes.
 MAX_NAME_BYTES = 255
@@ -60,8 +61,7 @@ def names_of_href(href: str, context: str) -> Path:
     if href != root and not href.startswith(root + "/"):
         raise InvalidHref(f"href {href!r} is outside {root}")
     rest = href[len(root) + 1 :]
-    if rest.endswith("/"):
-        rest = rest[:-1]
+    rest = rest.removesuffix("/")
     if not rest:
         return ()
     names = []
@@ -89,4 +89,25 @@ def name_problem(name: str) -> str | None:
         return "the name is not valid Unicode"
     if size > MAX_NAME_BYTES:
         return f"the name is {size} bytes long (at most {MAX_NAME_BYTES})"
+    return None
+
+
+#: What the portal refuses in a name it stores (Windows rules, docs/PROTOCOL-CHOICES.md):
+#: the forbidden characters and controls, a trailing dot or space, DOS device names.
+_REFUSED_CHARACTERS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+_DEVICE_NAME = re.compile(r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$")
+
+
+def storable_name_problem(name: str) -> str | None:
+    """Why the portal would refuse to store ``name``, or None: checked before a create,
+    so the writer gets EINVAL at once rather than a failed upload later."""
+    problem = name_problem(name)
+    if problem is not None:
+        return problem
+    if _REFUSED_CHARACTERS.search(name):
+        return 'the portal does not accept \\ / : * ? " < > | or control characters in names'
+    if name[-1] in ". ":
+        return "the portal does not accept names ending with a dot or a space"
+    if _DEVICE_NAME.match(name):
+        return f"{name!r} is a reserved device name"
     return None
