@@ -1,0 +1,442 @@
+"""The upload queue: staged files go to the portal in the background, once, whole.
+
+The portal takes a file only whole (one POST per version), so a written file
+is staged locally (``cache.staging``) and uploaded from there.  This module
+decides *when* and *how*:
+
+* **When.** A staged file becomes due ``delay`` seconds after its last
+  change and only once no handle has it open for writing, so the flurry of
+  a save (temp file, rename, lock file, delete) settles locally and reaches
+  the portal as one version.  ``fsync`` skips the wait (:meth:`upload_now`).
+  Files whose name matches the exclude list are never due.
+* **Whole and consistent.** The content is streamed from the staging store;
+  a write during the upload makes the stream fail (``ContentChanged``) and
+  the file is simply due again.  A write that lands after the stream ended
+  keeps the record, now based on the version just uploaded.
+* **No silent overwrite.** Before sending, the portal's current version of
+  the target is compared with the version the edit started from.  If it
+  differs — and is not our own content, e.g. an upload confirmed just
+  before a ``kill -9`` — the edit goes to a conflict copy next to it
+  (:mod:`vfs.conflicts`) and the remote file is left alone.
+* **Identity.** A new file that took the name of a file just deleted or
+  moved aside (Excel, Word, vim) carries that file as its *donor*
+  (:mod:`vfs.saves`); before its first upload the donor is brought back to
+  the name (``undelete``/``move``) so the upload becomes a new version of the
+  same portal file, its history and shares intact.
+* **Failures.** Transient failures (the retry policy gave up) leave the file
+  pending with a growing back-off, retried until the portal returns.  A
+  refusal (quota, permission, invalid name) puts it on hold with the reason:
+  kept in the journal, shown by ``portalfs status``, reported to a waiting
+  ``fsync`` as its errno.
+
+Concurrency: one trio task per upload, at most ``workers`` at once, never two
+for one record.  ``_busy`` maps a record to its upload's cancel scope;
+``_due`` to the trio time it becomes due.  All bookkeeping happens on the trio
+thread between awaits.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from cache import BaseFetch, ContentChanged, StagedFile, StagingStore
+from vfs import saves
+from vfs.backends.base import (
+    BackendError,
+    NotFound,
+    Path,
+    RemoteEntry,
+    Transient,
+    WritableBackend,
+)
+from vfs.conflicts import conflict_name
+from vfs.errors import VfsError, errno_of
+from vfs.exclusions import Exclusions
+
+log = logging.getLogger("vfs.uploads")
+
+MAX_BACKOFF = 300.0
+COMPARE_CHUNK = 1 << 20
+
+
+class UploadListener(Protocol):
+    """What the filesystem learns from the queue (called on the trio thread)."""
+
+    def uploaded(self, record: StagedFile, entry: RemoteEntry, *, finished: bool) -> None:
+        """``record``'s content is now ``entry`` on the portal; ``finished``: the record is gone."""
+
+    def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
+        """The donor was brought back from ``donor.path`` to ``record.path``: the record is its new version."""
+
+    def conflicted(self, record: StagedFile, entry: RemoteEntry) -> None:
+        """``record`` was uploaded as the conflict copy ``entry``; its own path is untouched."""
+
+
+@dataclass
+class _InFlight:
+    record: StagedFile
+    scope: trio.CancelScope
+    done: trio.Event = field(default_factory=trio.Event)
+    sent: int = 0
+
+
+@dataclass
+class _Waiter:
+    done: trio.Event = field(default_factory=trio.Event)
+    error: VfsError | None = None
+
+
+class UploadQueue:
+    def __init__(self, backend: WritableBackend, store: StagingStore, listener: UploadListener, *,
+                 fetch_base: Callable[[StagedFile], BaseFetch], exclusions: Exclusions,
+                 delay: float = 2.0, workers: int = 4) -> None:
+        self._backend = backend
+        self._store = store
+        self._listener = listener
+        self._fetch_base = fetch_base
+        self.exclusions = exclusions
+        self.delay = delay
+        self._limit = trio.Semaphore(workers)
+        self._due: dict[int, float] = {}
+        self._busy: dict[int, _InFlight] = {}
+        self._writers: collections.Counter[int] = collections.Counter()
+        self._waiters: dict[int, list[_Waiter]] = collections.defaultdict(list)
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.uploaded_count = 0
+        self.uploaded_bytes = 0
+        self.conflicts: collections.deque[dict[str, object]] = collections.deque(maxlen=100)
+        self.errors: collections.deque[dict[str, object]] = collections.deque(maxlen=20)
+
+    # ------------------------------------------------------------ scheduling
+
+    def local_only(self, record: StagedFile) -> bool:
+        return self.exclusions.matches(record.path[-1]) if record.path else True
+
+    def schedule(self, record: StagedFile, *, delay: float | None = None) -> None:
+        """Make ``record`` due after ``delay`` (default: the queue's delay) from now."""
+        if record.state != "pending" or self.local_only(record):
+            self._due.pop(record.id, None)
+            return
+        self._due[record.id] = trio.current_time() + (self.delay if delay is None else delay)
+        self._wake.set()
+
+    def hold(self, record_id: int) -> None:
+        """A handle has the file open for writing: do not upload it on a timer."""
+        self._writers[record_id] += 1
+
+    def unhold(self, record_id: int) -> None:
+        self._writers[record_id] -= 1
+        if self._writers[record_id] <= 0:
+            del self._writers[record_id]
+            self._wake.set()
+
+    async def upload_now(self, record: StagedFile) -> None:
+        """Upload ``record`` now (it must be committed) and wait until the portal has it."""
+        if self.local_only(record) or record.state == "held":
+            if record.state == "held":
+                raise VfsError(_held_errno(record), record.last_error or "upload on hold")
+            return
+        waiter = _Waiter()
+        self._waiters[record.id].append(waiter)
+        running = self._busy.get(record.id)
+        if running is not None:  # it may be sending older content: start again once it ends
+            running.scope.cancel()
+        self._due[record.id] = trio.current_time()
+        self._wake.set()
+        await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+
+    async def cancel(self, record_id: int) -> None:
+        """Stop any upload of the record and forget it (it was deleted or replaced locally)."""
+        self._due.pop(record_id, None)
+        running = self._busy.get(record_id)
+        if running is not None:
+            running.scope.cancel()
+            await running.done.wait()
+        self._wake_waiters(record_id, None)
+
+    def pending(self) -> int:
+        """Records that will be uploaded without anyone asking (the drain waits for these)."""
+        return sum(1 for record in self._store.records()
+                   if record.state in ("pending", "uploading") and not self.local_only(record))
+
+    # --------------------------------------------------------------- service
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The queue's service loop: start due uploads as workers allow."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for record in self._store.records():  # recovered from the journal: due at once
+                self.schedule(record, delay=0)
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                now = trio.current_time()
+                next_due = math.inf
+                for record_id, due in list(self._due.items()):
+                    if record_id in self._busy:
+                        continue
+                    waited_for = bool(self._waiters.get(record_id))
+                    if self._writers.get(record_id) and not waited_for:
+                        continue  # unhold() reschedules
+                    if due <= now:
+                        del self._due[record_id]
+                        await self._limit.acquire()
+                        self._start(nursery, record_id)
+                    else:
+                        next_due = min(next_due, due)
+                with trio.move_on_at(next_due):
+                    await self._wake.wait()
+
+    def _start(self, nursery: trio.Nursery, record_id: int) -> None:
+        try:
+            record = self._store.get(record_id)
+        except KeyError:
+            self._limit.release()
+            self._wake_waiters(record_id, None)
+            return
+        flight = _InFlight(record, trio.CancelScope())
+        self._busy[record_id] = flight
+        nursery.start_soon(self._run_one, flight)
+
+    async def _run_one(self, flight: _InFlight) -> None:
+        record_id = flight.record.id
+        try:
+            with flight.scope:
+                await self._upload(flight)
+        finally:
+            del self._busy[record_id]
+            flight.done.set()
+            self._limit.release()
+            self._wake.set()
+
+    async def drain(self, *, report: Callable[[int, int], None] | None = None, every: float = 5.0) -> None:
+        """Return once nothing is pending; ``report(count, bytes)`` now and then meanwhile."""
+        for record in self._store.records():
+            if record.state == "pending" and not self.local_only(record):
+                self._due[record.id] = min(self._due.get(record.id, math.inf), trio.current_time())
+        self._wake.set()
+        while True:
+            waiting = [r for r in self._store.records()
+                       if r.state in ("pending", "uploading") and not self.local_only(r)]
+            if not waiting:
+                return
+            if report is not None:
+                report(len(waiting), sum(r.size for r in waiting))
+            with trio.move_on_after(every):
+                while self.pending():
+                    await trio.sleep(0.05)
+
+    # --------------------------------------------------------------- one file
+
+    async def _upload(self, flight: _InFlight) -> None:
+        record = flight.record
+        if record.state != "pending" or self.local_only(record):
+            self._wake_waiters(record.id, None)
+            return
+        try:
+            record = await self._store.update(record.id, state="uploading")
+            record = await self._adopt_donor(record)
+            target, conflict = await self._target(record)
+            if target is None:  # the portal already has exactly this content
+                entry = await self._backend.stat(record.path)
+            else:
+                entry = await self._backend.upload(target, self._source(flight, record), record.size)
+        except ContentChanged:
+            await self._back_to_pending(record, None)
+            return
+        except KeyError:  # discarded meanwhile (deleted locally)
+            self._wake_waiters(record.id, None)
+            return
+        except Transient as exc:
+            await self._back_to_pending(record, exc)
+            return
+        except BackendError as exc:
+            await self._hold(record, exc)
+            return
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._back_to_pending(self._store.get(record.id), None, reschedule=False)
+                except KeyError:
+                    pass
+            raise
+        if conflict:
+            when = time.time()
+            log.warning("%s changed on the portal since it was opened here; the local version was saved as %s",
+                        "/".join(record.path), "/".join(entry.path))
+            self.conflicts.append({"path": "/".join(record.path), "conflict_path": "/".join(entry.path), "when": when})
+            self._listener.conflicted(record, entry)
+        await self._finish(record, entry, conflict=conflict)
+
+    def _source(self, flight: _InFlight, record: StagedFile) -> Callable[[], AsyncIterator[bytes]]:
+        fetch = self._fetch_base(record)
+
+        async def stream() -> AsyncIterator[bytes]:
+            flight.sent = 0
+            async for chunk in self._store.content(record.id, fetch):
+                flight.sent += len(chunk)
+                yield chunk
+
+        return stream
+
+    async def _finish(self, record: StagedFile, entry: RemoteEntry, *, conflict: bool) -> None:
+        with trio.CancelScope(shield=True):
+            self.uploaded_count += 1
+            self.uploaded_bytes += record.size
+            try:
+                now = self._store.get(record.id)
+            except KeyError:
+                self._wake_waiters(record.id, None)
+                return
+            if now.generation == record.generation and not conflict:
+                self._listener.uploaded(now, entry, finished=True)
+                await self._store.discard(record.id)
+                self._wake_waiters(record.id, None)
+                return
+            if conflict:
+                # The local content is safe in the conflict copy; the record is done with.
+                await self._store.discard(record.id)
+                self._listener.uploaded(now, entry, finished=True)
+                self._wake_waiters(record.id, None)
+                return
+            # Written again while the upload ran: the next upload builds on this version.
+            now = await self._store.update(record.id, state="pending", object_id=entry.object_id,
+                                           base_version=entry.version, base_size=entry.size,
+                                           attempts=0, last_error=None)
+            self._listener.uploaded(now, entry, finished=False)
+            self.schedule(now)
+
+    async def _back_to_pending(self, record: StagedFile, error: Exception | None, *, reschedule: bool = True) -> None:
+        with trio.CancelScope(shield=True):
+            attempts = record.attempts + 1 if error is not None else record.attempts
+            try:
+                record = await self._store.update(record.id, state="pending", attempts=attempts,
+                                                  last_error=str(error) if error else None)
+            except KeyError:
+                self._wake_waiters(record.id, None)
+                return
+        if error is not None:
+            backoff = min(MAX_BACKOFF, 2.0 ** min(attempts, 9))
+            log.warning("upload of %s failed (%s); retrying in %.0f s", "/".join(record.path), error, backoff)
+            self._note_error(f"upload of {'/'.join(record.path)}: {error}")
+            if reschedule:
+                self.schedule(record, delay=backoff)
+        elif reschedule:
+            self.schedule(record, delay=0 if self._waiters.get(record.id) else None)
+
+    async def _hold(self, record: StagedFile, error: BackendError) -> None:
+        message = f"{type(error).__name__}: {error}"
+        log.error("upload of %s refused: %s; kept locally (portalfs status)", "/".join(record.path), error)
+        self._note_error(f"upload of {'/'.join(record.path)} refused: {error}")
+        with trio.CancelScope(shield=True):
+            try:
+                record = await self._store.update(record.id, state="held", last_error=message,
+                                                  meta={**record.meta, "held_errno": str(errno_of(error))})
+            except KeyError:
+                pass
+        self._wake_waiters(record.id, VfsError(errno_of(error), message))
+
+    def _note_error(self, message: str) -> None:
+        self.errors.append({"when": time.time(), "message": message})
+
+    def _wake_waiters(self, record_id: int, error: VfsError | None) -> None:
+        for waiter in self._waiters.pop(record_id, []):
+            waiter.error = error
+            waiter.done.set()
+
+    # ---------------------------------------------------------- target checks
+
+    async def _adopt_donor(self, record: StagedFile) -> StagedFile:
+        """Bring back the file this new one replaces, so the upload is a new version of it."""
+        donor = saves.donor_of(record)
+        if donor is None or record.object_id is not None:
+            return record
+        if not donor.deleted and not self.exclusions.matches(donor.path[-1]):
+            # Renamed to an ordinary name: kept deliberately, not a backup of this save.
+            return await self._store.update(record.id, meta=saves.without_donor(record.meta))
+        try:
+            entry = await saves.bring_back(self._backend, donor, record.path)
+        except BackendError as exc:
+            log.info("%s: cannot bring back %s (%s); uploading it as a new file",
+                     "/".join(record.path), "/".join(donor.path), exc)
+            return await self._store.update(record.id, meta=saves.without_donor(record.meta))
+        record = await self._store.update(record.id, object_id=entry.object_id, base_version=entry.version,
+                                          base_size=entry.size, meta=saves.without_donor(record.meta))
+        self._listener.reclaimed(donor, record)
+        return record
+
+    async def _target(self, record: StagedFile) -> tuple[Path | None, bool]:
+        """Where to upload: (the record's path, False), (a conflict copy, True), or (None, False)
+        when the portal already holds this very content there."""
+        try:
+            remote = await self._backend.stat(record.path)
+        except NotFound:
+            if record.object_id is not None:
+                log.warning("%s was deleted on the portal meanwhile; uploading the local version as a new file",
+                            "/".join(record.path))
+            return record.path, False
+        if not remote.is_dir and remote.object_id == record.object_id and remote.version == record.base_version:
+            return record.path, False
+        if not remote.is_dir and await self._holds_our_content(remote, record):
+            return None, False
+        names = await self._names_near(record.path)
+        return (*record.path[:-1], conflict_name(record.path[-1], time.time(), names)), True
+
+    async def _holds_our_content(self, remote: RemoteEntry, record: StagedFile) -> bool:
+        """Is ``remote`` byte for byte the staged content (our upload, confirmed before a crash)?"""
+        if remote.size != record.size:
+            return False
+        offset = 0
+        fetch = self._fetch_base(record)
+        try:
+            async for chunk in self._store.content(record.id, fetch, chunk=COMPARE_CHUNK):
+                theirs = await self._backend.read(remote, offset, len(chunk))
+                if theirs[:len(chunk)] != chunk:
+                    return False
+                offset += len(chunk)
+        except BackendError:
+            return False
+        return True
+
+    async def _names_near(self, path: Path) -> set[str]:
+        names: set[str] = set()
+        start = 0
+        while True:
+            page = await self._backend.list_page(path[:-1], start, 1000)
+            names.update(entry.name for entry in page.entries)
+            if not page.has_more:
+                return names
+            start = page.next_start if page.next_start is not None else start + len(page.entries)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, object]:
+        now = time.time()
+        pending = []
+        for record in self._store.records():
+            state = "local" if self.local_only(record) else record.state
+            pending.append({"path": "/".join(record.path), "size": record.size, "age": max(0.0, now - record.dirty_since),
+                            "state": state, "attempts": record.attempts, "last_error": record.last_error})
+        in_flight = [{"path": "/".join(f.record.path), "size": f.record.size, "sent": f.sent}
+                     for f in self._busy.values()]
+        return {"pending": pending, "in_flight": in_flight, "uploaded": self.uploaded_count,
+                "bytes_uploaded": self.uploaded_bytes}
+
+
+def _held_errno(record: StagedFile) -> int:
+    try:
+        return int(record.meta.get("held_errno", errno.EIO))
+    except ValueError:
+        return errno.EIO
