@@ -65,6 +65,10 @@ class Node:
     cached_version: str | None = None
     #: when ``entry`` was last confirmed by the portal (trio clock)
     confirmed_at: float = field(default=0.0)
+    #: unlinked or replaced: no name, no identity, alive only while the kernel holds it
+    detached: bool = False
+    #: a staged file deleted while open: its record is discarded when the last handle closes
+    orphan_record: int | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -126,6 +130,38 @@ class InodeTable:
         self._by_key[key] = node.inode
         self._by_name[(parent.inode, name)] = node.inode
         return node
+
+    def by_key(self, key: Hashable) -> Node | None:
+        inode = self._by_key.get(key)
+        return self._nodes.get(inode) if inode is not None else None
+
+    def rekey(self, node: Node, key: Hashable) -> None:
+        """``node`` is now known by ``key`` (a new file got its portal identity).
+
+        A node that held ``key`` before is detached: the identity moved on to
+        this one (e.g. a temp file saved over the original).
+        """
+        previous = self.by_key(key)
+        if previous is not None and previous is not node:
+            self.detach(previous)
+        if self._by_key.get(node.key) == node.inode:
+            del self._by_key[node.key]
+        node.key = key
+        self._by_key[key] = node.inode
+
+    def detach(self, node: Node) -> None:
+        """Cut ``node`` off from its name and identity (unlinked, or replaced by a rename).
+
+        The kernel may still hold it (an open file, a cached dentry): it stays
+        until forgotten, but no listing or lookup will find it again.
+        """
+        if node is self.root:
+            return
+        self._unname(node)
+        if self._by_key.get(node.key) == node.inode:
+            del self._by_key[node.key]
+        node.detached = True
+        self.drop_if_unused(node)
 
     def child(self, parent: Node, name: str) -> Node | None:
         """The node the kernel knows as ``name`` in ``parent`` (what we last saw there)."""

@@ -102,6 +102,21 @@ class ListingCache:
             start = following
         return Listing.of(entries, trio.current_time())
 
+    def put(self, key: Hashable, entries: list[RemoteEntry]) -> None:
+        """Remember a listing we know without asking (a folder we just created is empty)."""
+        self._listings[key] = Listing.of(entries, trio.current_time())
+
+    def patch(self, key: Hashable, name: str, entry: RemoteEntry | None) -> None:
+        """Apply a change we made ourselves to a cached listing: ``name`` is now ``entry``
+        (None: gone).  Keeps the listing's age, so the portal is still asked in due time."""
+        listing = self._listings.get(key)
+        if listing is None:
+            return
+        entries = [item for item in listing.entries if item.name != name]
+        if entry is not None:
+            entries.append(entry)
+        self._listings[key] = Listing.of(entries, listing.fetched_at)
+
     def invalidate(self, key: Hashable) -> None:
         self._listings.pop(key, None)
 

@@ -19,8 +19,13 @@ every semantic the portal does not:
   for what needs it, while names, attributes and blocks already known keep
   being served from the last listing and the block cache.
 
-This is the read side: changes are refused with ``EROFS`` until the write
-path exists.
+* **Local knowledge first.** Files written here and not yet uploaded are
+  answered from the :class:`~vfs.overlay.Overlay` wherever the portal would
+  otherwise be believed (lookups, listings, attributes, reads); times set
+  through the mount come from the :class:`~cache.MtimeStore`.
+
+This module is the read side; :mod:`vfs.writing` and :mod:`vfs.filesystem`
+add the changes.  Without them (a read-only mount) changes fail with EROFS.
 """
 
 from __future__ import annotations
@@ -31,20 +36,21 @@ import functools
 import itertools
 import os
 import stat
-from collections.abc import Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 import trio
 from cachetools import TTLCache
 
-from cache import BlockCache, ObjectKey, ReadStream
+from cache import BlockCache, MtimeStore, ObjectKey, ReadStream
 from vfs import snapshots
 from vfs.attributes import Attributes, DirEntry, Entry, FsStats, OpenFile
 from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef, Transient
 from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
 from vfs.listings import PAGE_SIZE, Listing, ListingCache
+from vfs.overlay import STAGED_PREFIX, Overlay
 
 #: Names desktops and shells probe for in every folder; never worth a request.
 PROBE_NAMES = frozenset(
@@ -86,6 +92,12 @@ class _FileHandle:
     node: Node
     entry: RemoteEntry
     stream: ReadStream
+    writable: bool = False
+    append: bool = False
+    #: the staged record a writable handle writes to
+    record_id: int | None = None
+    #: written since the last commit
+    dirty: bool = False
 
 
 @dataclass
@@ -123,7 +135,14 @@ def bounded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return run
 
 
-class Filesystem:
+def staged_record_id(entry: RemoteEntry | None) -> int | None:
+    """The staging record an entry stands for (see :mod:`vfs.overlay`), or None."""
+    if entry is None or not entry.version.startswith(STAGED_PREFIX):
+        return None
+    return int(entry.version[len(STAGED_PREFIX):])
+
+
+class Reading:
     def __init__(self, backend: Backend, cache: BlockCache, config: FsConfig, root_path: Path, root: RemoteEntry) -> None:
         if not root.is_dir:
             raise VfsError(errno.ENOTDIR, f"{'/'.join(root_path)} is not a folder")
@@ -138,6 +157,8 @@ class Filesystem:
         self._quota: TTLCache[str, Quota | None] = TTLCache(maxsize=1, ttl=30, timer=trio.current_time)
         self._handles: dict[int, _FileHandle | _DirHandle] = {}
         self._handle_numbers = itertools.count(1)
+        self.overlay = Overlay()
+        self.mtimes: MtimeStore | None = None
 
     # ----------------------------------------------------------- attributes
 
@@ -163,6 +184,10 @@ class Filesystem:
     def _mtime(self, node: Node) -> float:
         """A ``.snapshots`` folder has no entry of its own: it shows its folder's time."""
         if node.entry is not None:
+            if self.mtimes is not None and node.kind in (Kind.LIVE, Kind.ROOT):
+                kept = self.mtimes.get(node.entry.object_id, node.entry.version)
+                if kept is not None:
+                    return kept
             return node.entry.mtime
         parent = self.inodes.get(node.parent)
         return parent.entry.mtime if parent is not None and parent.entry is not None else 0.0
@@ -211,6 +236,14 @@ class Filesystem:
         return self._live_or_snapshot_child(parent, entry) if entry else None
 
     async def _child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
+        if parent.kind in (Kind.ROOT, Kind.LIVE) and self.overlay:
+            staged = self.overlay.entry((*self.inodes.remote_path(parent), name))
+            if staged is not None:
+                return staged
+        return await self._remote_child_entry(parent, name)
+
+    async def _remote_child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
+        """What the portal (or our listing of it) says is at ``name``, ignoring staged files."""
         probe = is_probe(name)
         listing = self.listings.peek(parent.key, allow_stale=probe)
         if listing is None and (probe or self._relist_is_cheaper(parent)):
@@ -299,6 +332,12 @@ class Filesystem:
         if trio.current_time() - node.confirmed_at <= self.config.listing_ttl:
             return
         parent = self.inodes.get(node.parent)
+        staged = self.overlay.entry(self.inodes.remote_path(node)) if self.overlay and not node.detached else None
+        if staged is not None:
+            node.entry, node.confirmed_at = staged, trio.current_time()
+            return
+        if staged_record_id(node.entry) is not None:
+            return  # uploaded or discarded meanwhile; the upload's callback has updated the node
         listing = self.listings.peek(parent.key) if parent else None
         if listing is not None:
             entry = listing.by_name.get(node.name)
@@ -347,7 +386,10 @@ class Filesystem:
             children = [self._snapshot_child(node, name, ref) for name, ref in (await self._snapshots_of(node)).items()]
         else:
             listing = await self._listing(node)
-            children = [self._live_or_snapshot_child(node, entry) for entry in listing.entries]
+            entries: Iterable[RemoteEntry] = listing.entries
+            if node.kind in (Kind.ROOT, Kind.LIVE) and self.overlay:
+                entries = self.overlay.merge(self.inodes.remote_path(node), entries)
+            children = [self._live_or_snapshot_child(node, entry) for entry in entries]
             if node.kind is Kind.ROOT:
                 children.insert(0, _Child(snapshots.SNAPSHOTS_DIR, Kind.SNAPSHOTS, ("snapshots", node.key), None))
         return self._new_handle(_DirHandle(node, children))
@@ -384,7 +426,7 @@ class Filesystem:
         if node.is_dir:
             raise VfsError(errno.EISDIR)
         if flags & _WRITE_FLAGS:
-            raise VfsError(errno.EROFS, "this mount is read-only")
+            return await self._open_for_writing(node, flags)
         await self._revalidate(node)
         assert node.entry is not None
         if not node.entry.readable:
@@ -410,7 +452,16 @@ class Filesystem:
             await self._revalidate(opened.node)
             return await self._read(opened, offset, size)
 
+    async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
+        raise VfsError(errno.EROFS, "this mount is read-only")
+
+    async def _read_staged(self, record_id: int, offset: int, size: int) -> bytes:
+        raise VfsError(errno.EIO, "no staging area")
+
     async def _read(self, opened: _FileHandle, offset: int, size: int) -> bytes:
+        record_id = staged_record_id(opened.node.entry)
+        if record_id is not None:  # written here: the local content, whoever opened it when
+            return await self._read_staged(record_id, offset, size)
         entry = opened.entry
         key = ObjectKey(entry.object_id, entry.version, entry.size)
 
@@ -433,7 +484,7 @@ class Filesystem:
                     self.listings.invalidate(parent.key)
             raise
 
-    def release(self, handle: int) -> None:
+    async def release(self, handle: int) -> None:
         opened = self._handles.pop(handle, None)
         if isinstance(opened, _FileHandle):
             opened.node.open_handles -= 1

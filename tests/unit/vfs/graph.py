@@ -97,7 +97,7 @@ class Mounted:
                 parts.append(data)
                 offset += len(data)
         finally:
-            self.fs.release(opened.handle)
+            await self.fs.release(opened.handle)
 
 
 def _names(path: str) -> list[str]:

@@ -131,7 +131,7 @@ async def test_a_stalled_portal_fails_requests_in_bounded_time(
         portal.lift()
         truth = await in_thread(download, sample_portal, "Documents/Budget.csv")
         assert await mounted.fs.read(opened.handle, 0, 1 << 20) == truth
-        mounted.fs.release(opened.handle)
+        await mounted.fs.release(opened.handle)
         assert (await mounted.fs.lookup(projects, "Apollo")).attributes is not None
         assert len(await mounted.names(root["Photos"])) == 12
         assert len(await mounted.names(root[".snapshots"])) == 2

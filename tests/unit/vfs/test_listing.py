@@ -143,11 +143,11 @@ async def test_a_file_held_open_stays_usable_across_a_remote_rename(portal: Port
         await trio.sleep(0.3)
         assert (await mounted.fs.getattr(draft)).size == len(content)  # fstat of the open file
         assert await mounted.fs.read(opened.handle, len(content) - 4096, 4096) == content[-4096:]
-        mounted.fs.release(opened.handle)
+        await mounted.fs.release(opened.handle)
         again = await mounted.fs.open(draft, os.O_RDONLY)  # reopened through the inode the kernel holds
         assert again.keep_cache
         assert await mounted.fs.read(again.handle, 1 << 20, 4096) == content[1 << 20:(1 << 20) + 4096]
-        mounted.fs.release(again.handle)
+        await mounted.fs.release(again.handle)
         assert await mounted.inode("Inbox/final.bin") == draft
 
         # really gone: a clean ENOENT, not a read of something else
@@ -160,4 +160,4 @@ async def test_a_file_held_open_stays_usable_across_a_remote_rename(portal: Port
         with pytest.raises(VfsError) as caught:
             await mounted.fs.getattr(draft)
         assert caught.value.errno == errno.ENOENT
-        mounted.fs.release(opened.handle)
+        await mounted.fs.release(opened.handle)

@@ -265,7 +265,7 @@ class KernelModel(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         handle = data.draw(st.sampled_from(sorted(self.handles)), label="handle")
         inode = self.handles.pop(handle)
-        bridge.call_sync(self.fs.release, handle)
+        bridge.call(self.fs.release, handle)
         self._drop_if_unused(inode)
 
     @precondition(lambda self: bool(self._forgettable()))
@@ -307,7 +307,7 @@ class KernelModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Give everything back, as an unmount does; the table must end with the root alone."""
         for handle in list(self.handles):
-            bridge.call_sync(self.fs.release, handle)
+            bridge.call(self.fs.release, handle)
         bridge.call_sync(self.fs.forget, [(inode, known.lookups) for inode, known in self.known.items()
                                           if inode != ROOT_INODE])
         assert bridge.call_sync(self.fs.statistics) == {"inodes": 1, "handles": 0}

@@ -183,6 +183,6 @@ async def test_a_node_with_an_open_handle_outlives_its_last_forget(sample: Mount
     sample.fs.forget([(budget, 1)])
     assert sample.fs.inodes.get(budget) is not None
     assert (await sample.fs.read(opened.handle, 0, 5)) == b"month"
-    sample.fs.release(opened.handle)
+    await sample.fs.release(opened.handle)
     assert sample.fs.inodes.get(budget) is None
     assert sample.fs.statistics()["handles"] == 0

@@ -44,7 +44,7 @@ async def test_reads_at_random_offsets_are_the_portal_bytes(
     try:
         await bridge.run_in_worker(read_matches)
     finally:
-        sample.fs.release(opened.handle)
+        await sample.fs.release(opened.handle)
 
 
 async def test_a_whole_large_file_through_one_handle(sample: Mounted, sample_portal: PortalProcess) -> None:
@@ -76,7 +76,7 @@ async def open_read_release(mounted: Mounted, inode: int) -> tuple[bool, bytes]:
     try:
         return opened.keep_cache, await mounted.fs.read(opened.handle, 0, 4 << 20)
     finally:
-        mounted.fs.release(opened.handle)
+        await mounted.fs.release(opened.handle)
 
 
 async def test_keep_cache_only_for_the_version_the_kernel_already_has(fresh: Mounted, portal: PortalProcess) -> None:
@@ -111,7 +111,7 @@ async def test_a_stale_version_during_a_read_is_estale_and_the_next_open_sees_th
     with pytest.raises(VfsError) as caught:
         await fresh.fs.read(opened.handle, len(first) - 4096, 4096)
     assert caught.value.errno == errno.ESTALE
-    fresh.fs.release(opened.handle)
+    await fresh.fs.release(opened.handle)
 
     # no waiting for any TTL: the next open asks the portal again
     keep_cache, content = await open_read_release(fresh, data)
@@ -131,7 +131,7 @@ async def test_a_same_size_rewrite_is_not_served_from_old_blocks(fresh: Mounted,
     with pytest.raises(VfsError) as caught:
         await fresh.fs.read(opened.handle, len(first) - 3136, 3136)
     assert caught.value.errno == errno.ESTALE
-    fresh.fs.release(opened.handle)
+    await fresh.fs.release(opened.handle)
     keep_cache, content = await open_read_release(fresh, same)
     assert not keep_cache
     assert content == second

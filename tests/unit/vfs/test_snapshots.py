@@ -148,4 +148,4 @@ async def test_folders_and_files_are_not_mistaken(sample: Mounted, sample_portal
     with pytest.raises(VfsError) as caught:
         list(sample.fs.readdir(opened.handle, 0))
     assert caught.value.errno == errno.EBADF
-    sample.fs.release(opened.handle)
+    await sample.fs.release(opened.handle)

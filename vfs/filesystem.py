@@ -1,0 +1,331 @@
+"""The filesystem model, complete: names change here (mkdir, rmdir, unlink, rename).
+
+``Filesystem`` is what ``mount.operations`` adapts to FUSE: the read side
+(:mod:`vfs.reading`), the content writes (:mod:`vfs.writing`) and, here,
+the namespace.  Folders are created, moved and deleted on the portal at once
+(cheap, and other devices see them); files are more subtle, because a file
+may exist only here (staged, not uploaded yet), only there, or both:
+
+* **A staged new file** is renamed or deleted locally: the portal never
+  hears of a temp file that was renamed or removed before its upload.
+* **A staged file renamed over a portal file** becomes that file's next
+  version (same ``fileId``): the classic "write temp, rename over" save.
+  The portal file is not touched until the upload.
+* **A portal file** is moved or deleted on the portal (deletes go to its
+  recycle bin).  The name it leaves is remembered (:mod:`vfs.saves`) so a
+  staged file taking it soon after inherits its identity.
+* ``rename`` replaces its target (POSIX), honours ``RENAME_NOREPLACE`` and
+  refuses ``RENAME_EXCHANGE`` (EINVAL): the portal has no atomic swap.
+
+Also the operations ``portalfs`` asks a running mount for (undelete, list
+deleted, server-side copy, status): see :mod:`mount.control`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+from typing import Any
+
+import trio
+
+from cache import StagedFile
+from vfs.attributes import Entry
+from vfs.backends.base import Path, RemoteEntry
+from vfs.errors import VfsError, backend_errors
+from vfs.inodes import Kind, Node
+from vfs.overlay import entry_of, local_identity
+from vfs.reading import FsConfig, bounded, staged_record_id
+from vfs.saves import donor_of, with_donor, without_donor
+from vfs.writing import WriteBack, Writing, local_disk_errors
+
+__all__ = ["Filesystem", "FsConfig", "WriteBack"]
+
+log = logging.getLogger("vfs")
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+@dataclasses.dataclass
+class _Occupant:
+    """What is at a name: a staged file, a portal item, or both (a staged edit of it)."""
+
+    staged: StagedFile | None
+    remote: RemoteEntry | None
+
+    @property
+    def exists(self) -> bool:
+        return self.staged is not None or self.remote is not None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.staged is None and self.remote is not None and self.remote.is_dir
+
+
+class Filesystem(Writing):
+    # ------------------------------------------------------------ lookups for changes
+
+    def _live_folder(self, inode: int) -> Node:
+        node = self._node(inode)
+        if not node.is_dir:
+            raise VfsError(errno.ENOTDIR)
+        self._check_writable(node)
+        return node
+
+    async def _occupant(self, parent: Node, name: str) -> _Occupant:
+        path = (*self.inodes.remote_path(parent), name)
+        staged = self.overlay.at(path)
+        remote = await self._remote_child_entry(parent, name)
+        if staged is not None and staged.object_id is None:
+            remote = None if remote is None or remote.is_dir else remote
+        return _Occupant(staged, remote)
+
+    async def _is_empty(self, folder: Node) -> bool:
+        self.listings.invalidate(folder.key)  # the portal's word, not a listing up to a TTL old
+        listing = await self._listing(folder)
+        return not listing.entries and not self.overlay.below(self.inodes.remote_path(folder))
+
+    def _forget_name(self, parent: Node, name: str) -> None:
+        node = self.inodes.child(parent, name)
+        if node is not None:
+            self.inodes.detach(node)
+        self.listings.patch(parent.key, name, None)
+
+    async def _drop_staged(self, record: StagedFile) -> None:
+        """A staged file is deleted or replaced: stop its upload, discard it (at its last close)."""
+        assert self.uploads is not None
+        await self.uploads.cancel(record.id)
+        self.overlay.remove(record.id)
+        node = self.inodes.by_key(local_identity(record.id)) or self.inodes.by_key(record.object_id)
+        if node is not None and node.open_handles and staged_record_id(node.entry) == record.id:
+            node.orphan_record = record.id  # its readers keep reading it; discarded at the last close
+            return
+        with trio.CancelScope(shield=True), local_disk_errors("discard"):
+            await self.store.discard(record.id)
+
+    async def _after_last_close(self, node: Node) -> None:
+        record_id = node.orphan_record
+        if record_id is not None and node.open_handles == 0:
+            node.orphan_record = None
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.store.discard(record_id)
+                except KeyError:
+                    pass
+
+    # ------------------------------------------------------------ folders
+
+    @bounded
+    async def mkdir(self, parent_inode: int, name: str) -> Entry:
+        parent = self._live_folder(parent_inode)
+        self._check_name(name)
+        if (await self._occupant(parent, name)).exists:
+            raise VfsError(errno.EEXIST)
+        path = (*self.inodes.remote_path(parent), name)
+        with backend_errors(f"mkdir {'/'.join(path)}"):
+            entry = await self.writable_backend.make_folder(path)
+        self.listings.patch(parent.key, name, entry)
+        node = self._learn(parent, self._live_or_snapshot_child(parent, entry))
+        self.listings.put(node.key, [])  # known empty: lookups inside cost no request
+        self.inodes.remember(node)
+        return self._entry(node)
+
+    @bounded
+    async def rmdir(self, parent_inode: int, name: str) -> None:
+        parent = self._live_folder(parent_inode)
+        occupant = await self._occupant(parent, name)
+        if not occupant.exists:
+            raise VfsError(errno.ENOENT)
+        if not occupant.is_dir:
+            raise VfsError(errno.ENOTDIR)
+        assert occupant.remote is not None
+        node = self._learn(parent, self._live_or_snapshot_child(parent, occupant.remote))
+        if not await self._is_empty(node):
+            raise VfsError(errno.ENOTEMPTY)
+        path = (*self.inodes.remote_path(parent), name)
+        with backend_errors(f"rmdir {'/'.join(path)}"):
+            await self.writable_backend.delete(path)
+        self._forget_name(parent, name)
+
+    # ------------------------------------------------------------ files
+
+    @bounded
+    async def unlink(self, parent_inode: int, name: str) -> None:
+        parent = self._live_folder(parent_inode)
+        path = (*self.inodes.remote_path(parent), name)
+        if path in self.ghosts:  # its file was taken back by a save already
+            self.ghosts.discard(path)
+            self._forget_name(parent, name)
+            return
+        occupant = await self._occupant(parent, name)
+        if not occupant.exists:
+            raise VfsError(errno.ENOENT)
+        if occupant.is_dir:
+            raise VfsError(errno.EISDIR)
+        if occupant.staged is not None:
+            await self._drop_staged(occupant.staged)
+        remote = occupant.remote
+        if remote is not None and (occupant.staged is None or occupant.staged.object_id == remote.object_id):
+            with backend_errors(f"delete {'/'.join(path)}"):
+                await self.writable_backend.delete(path)
+            await self._left(path, remote.object_id, path, deleted=True)
+        self._forget_name(parent, name)
+
+    async def _left(self, path: Path, object_id: str, now_at: Path, *, deleted: bool) -> None:
+        """A portal file left ``path``: remember the vacancy, and point heirs at where it went."""
+        self.vacancies.left(path, object_id, now_at, deleted=deleted)
+        for record in self.overlay:
+            donor = donor_of(record)
+            if donor is not None and donor.object_id == object_id:
+                moved = dataclasses.replace(donor, path=now_at, deleted=deleted)
+                updated = await self.store.update(record.id, meta=with_donor(record.meta, moved))
+                self.overlay.put(updated)
+
+    # ------------------------------------------------------------ rename
+
+    @bounded
+    async def rename(self, parent_inode: int, name: str, new_parent_inode: int, new_name: str, flags: int = 0) -> None:
+        if flags & RENAME_EXCHANGE:
+            raise VfsError(errno.EINVAL, "the portal cannot swap two names atomically")
+        parent = self._live_folder(parent_inode)
+        new_parent = self._live_folder(new_parent_inode)
+        self._check_name(new_name)
+        source_path = (*self.inodes.remote_path(parent), name)
+        target_path = (*self.inodes.remote_path(new_parent), new_name)
+        if source_path == target_path:
+            return
+        if target_path[:len(source_path)] == source_path:
+            raise VfsError(errno.EINVAL, "cannot move a folder into itself")
+        source = await self._occupant(parent, name)
+        if not source.exists:
+            raise VfsError(errno.ENOENT)
+        target = await self._occupant(new_parent, new_name)
+        if target.exists:
+            if flags & RENAME_NOREPLACE:
+                raise VfsError(errno.EEXIST)
+            if source.is_dir and not target.is_dir:
+                raise VfsError(errno.ENOTDIR)
+            if not source.is_dir and target.is_dir:
+                raise VfsError(errno.EISDIR)
+            if target.is_dir:
+                assert target.remote is not None
+                folder = self._learn(new_parent, self._live_or_snapshot_child(new_parent, target.remote))
+                if not await self._is_empty(folder):
+                    raise VfsError(errno.ENOTEMPTY)
+        node = self.inodes.child(parent, name)
+        if source.staged is not None and source.remote is None:
+            await self._rename_staged(source.staged, target, target_path)
+        else:
+            await self._rename_remote(source, target, source_path, target_path)
+        self.listings.patch(parent.key, name, None)
+        replaced = self.inodes.child(new_parent, new_name)
+        if replaced is not None and replaced is not node:
+            self.inodes.detach(replaced)
+        if node is not None:
+            moved = self.overlay.at(target_path)
+            entry = entry_of(moved) if moved is not None else (
+                dataclasses.replace(node.entry, path=target_path) if node.entry is not None else None)
+            if entry is not None and node.key != entry.object_id:
+                self.inodes.rekey(node, entry.object_id)
+            self.inodes.learn(new_parent, new_name, Kind.LIVE, node.key, entry, now=trio.current_time())
+            if entry is not None and moved is None:
+                self.listings.patch(new_parent.key, new_name, entry)
+        else:
+            self.listings.invalidate(new_parent.key)
+
+    async def _rename_staged(self, record: StagedFile, target: _Occupant, target_path: Path) -> None:
+        """A file only we have takes a new name: no request; over a portal file, it becomes its next version."""
+        fields: dict[str, Any] = {"path": target_path}
+        heir_of = None
+        if target.staged is not None:
+            await self._drop_staged(target.staged)
+            if target.staged.object_id is not None:
+                heir_of = (target.staged.object_id, target.staged.base_version, target.staged.base_size)
+        if heir_of is None and target.remote is not None:
+            heir_of = (target.remote.object_id, target.remote.version, target.remote.size)
+        if heir_of is not None:
+            fields.update(object_id=heir_of[0], base_version=heir_of[1], base_size=heir_of[2],
+                          meta=without_donor(record.meta))
+        else:
+            donor = self.vacancies.claim(target_path)
+            if donor is not None:
+                fields["meta"] = with_donor(record.meta, donor)
+        assert self.uploads is not None
+        await self.uploads.cancel(record.id)
+        with local_disk_errors("rename"):
+            updated = await self.store.update(record.id, **fields)
+        self.overlay.put(updated)
+        self.uploads.schedule(updated)
+
+    async def _rename_remote(self, source: _Occupant, target: _Occupant, source_path: Path, target_path: Path) -> None:
+        """Move on the portal (replacing the target there, into its recycle bin); staged files follow."""
+        assert source.remote is not None and self.uploads is not None
+        replace = target.remote is not None
+        if target.staged is not None:
+            await self._drop_staged(target.staged)
+            if target.staged.object_id is None:
+                replace = False
+        moving = [record for record in self.overlay if record.path[:len(source_path)] == source_path]
+        for record in moving:
+            await self.uploads.cancel(record.id)
+        with backend_errors(f"rename {'/'.join(source_path)}"):
+            await self.writable_backend.move(source_path, target_path, replace=replace)
+        if target.remote is not None and replace:
+            await self._left(target_path, target.remote.object_id, target_path, deleted=True)
+        await self._left(source_path, source.remote.object_id, target_path, deleted=False)
+        for record in moving:
+            updated = await self.store.update(record.id, path=(*target_path, *record.path[len(source_path):]))
+            self.overlay.put(updated)
+            self.uploads.schedule(updated)
+
+    # ------------------------------------------------------------ for `portalfs` commands
+
+    def status(self) -> dict[str, Any]:
+        uploads = self.uploads.status() if self.uploads is not None else {}
+        statistics = self.cache.statistics()
+        return {
+            "uploads": uploads,
+            "conflicts": list(self.uploads.conflicts) if self.uploads is not None else [],
+            "errors": list(self.uploads.errors) if self.uploads is not None else [],
+            "cache": {
+                "memory_bytes": statistics.memory_bytes,
+                "disk_bytes": statistics.disk_bytes,
+                "disk_limit": statistics.disk_limit,
+                "staging_bytes": self.store.usage() if self.writes is not None else 0,
+            },
+        }
+
+    def _absolute(self, path: Path) -> Path:
+        if any(name in ("", ".", "..") or "/" in name for name in path):
+            raise VfsError(errno.EINVAL, "bad path")
+        return (*self.inodes.remote_path(self.inodes.root), *path)
+
+    async def undelete(self, path: Path) -> None:
+        self._require_writes()
+        absolute = self._absolute(path)
+        with backend_errors(f"undelete {'/'.join(path)}"):
+            await self.writable_backend.undelete(absolute)
+        self.listings.clear()
+
+    async def list_deleted(self, path: Path) -> list[dict[str, Any]]:
+        self._require_writes()
+        with backend_errors(f"list deleted items of {'/'.join(path) or '/'}"):
+            entries = await self.writable_backend.list_deleted(self._absolute(path))
+        return [{"name": e.name, "is_dir": e.is_dir, "size": e.size, "mtime": e.mtime} for e in entries]
+
+    async def copy(self, source: Path, target: Path) -> None:
+        self._require_writes()
+        with backend_errors(f"copy {'/'.join(source)}"):
+            await self.writable_backend.copy(self._absolute(source), self._absolute(target))
+        self.listings.clear()
+
+    def skip_drain(self) -> None:
+        self.drain_on_exit = False
+
+    drain_on_exit = True
+
+    def _require_writes(self) -> None:
+        if self.writes is None:
+            raise VfsError(errno.EROFS, "this mount is read-only")

@@ -1,0 +1,425 @@
+"""Writing file content: staged locally, durable at close, uploaded in the background.
+
+The portal stores only whole files, so a file opened for writing becomes a
+*staged file* (``cache.staging``): a lazy local copy of its current version
+that fetches only the blocks a partial write needs.  The rules:
+
+* **Durable at close.** ``flush`` (every ``close()``) commits the staged
+  content — fsynced data and a journal record — before it returns, then
+  hands the file to the upload queue (:mod:`vfs.uploads`), which sends it
+  after a short quiet period.  ``fsync`` commits and waits until the portal
+  has confirmed the upload.  A ``kill -9`` or power cut after an
+  acknowledged close loses nothing: the next mount finds the journal.
+* **One staged copy per file**, shared by all its handles; reads through
+  any handle, opened before or after, see the written bytes.
+* **Identity.** A file written in place stays the same portal file: its
+  staged copy carries the file's ``object_id`` and the version it started
+  from (which also detects conflicting remote changes at upload time).  A
+  new file gets a local identity until its first upload gives it a real one;
+  its inode does not change meanwhile.
+* **Times.** The portal stamps uploads with its own clock and cannot be
+  told a time, so times set by ``touch -d``, ``cp -p``, ``tar x`` are kept
+  locally per version (``cache.MtimeStore``), the staged file's mtime going
+  with its upload.  chmod and chown are accepted and not stored: every file
+  shows the mount's owner and the portal's permission (docs/SEMANTICS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import trio
+
+from cache import BaseFetch, BlockCache, MtimeStore, ObjectKey, StagedFile, StagingStore
+from vfs import saves
+from vfs.attributes import Attributes, Entry, OpenFile
+from vfs.backends.base import Path, RemoteEntry, WritableBackend
+from vfs.errors import VfsError, backend_errors
+from vfs.exclusions import Exclusions
+from vfs.inodes import Kind, Node
+from vfs.overlay import Overlay, entry_of, identity_of, local_identity
+from vfs.reading import FsConfig, Reading, _FileHandle, bounded, staged_record_id
+from vfs.uploads import UploadQueue
+
+log = logging.getLogger("vfs")
+
+
+@dataclass
+class WriteBack:
+    """What the write path needs besides the read side: where to stage, how to upload."""
+
+    store: StagingStore
+    mtimes: MtimeStore
+    exclusions: Exclusions = dataclasses.field(default_factory=Exclusions)
+    #: seconds of quiet after the last change before a file is uploaded
+    delay: float = 2.0
+    #: uploads running at once
+    workers: int = 4
+
+
+@contextmanager
+def local_disk_errors(what: str) -> Iterator[None]:
+    """The staging area's failures as errnos: a full disk is ENOSPC, a damaged record EIO."""
+    try:
+        yield
+    except VfsError:
+        raise
+    except KeyError as exc:
+        raise VfsError(errno.EIO, f"{what}: the staged copy is gone ({exc})") from exc
+    except OSError as exc:
+        code = exc.errno if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO) else errno.EIO
+        log.error("%s: %s", what, exc)
+        raise VfsError(code, f"{what}: {exc}") from exc
+
+
+class Writing(Reading):
+    def __init__(self, backend: WritableBackend, cache: BlockCache, config: FsConfig, root_path: Path,
+                 root: RemoteEntry, writes: WriteBack | None = None) -> None:
+        super().__init__(backend, cache, config, root_path, root)
+        self.writes = writes
+        self.vacancies = saves.Vacancies()
+        #: paths whose donor was taken back by a save: unlinking them is already done
+        self.ghosts: set[Path] = set()
+        self._stage_lock = trio.Lock()
+        if writes is None:
+            self.uploads: UploadQueue | None = None
+            return
+        self.writable_backend = backend
+        self.store = writes.store
+        self.mtimes = writes.mtimes
+        self.overlay = Overlay(writes.store.records())
+        self.uploads = UploadQueue(backend, writes.store, self, fetch_base=self._base_fetch,
+                                   exclusions=writes.exclusions, delay=writes.delay, workers=writes.workers)
+
+    # ------------------------------------------------------------ checks
+
+    def _check_writable(self, node: Node) -> None:
+        if self.writes is None:
+            raise VfsError(errno.EROFS, "this mount is read-only")
+        if node.kind.read_only:
+            raise VfsError(errno.EROFS, "snapshots are read-only")
+        if node.entry is not None and not node.entry.writable:
+            raise VfsError(errno.EACCES, f"{node.name} is read-only on the portal")
+
+    def _check_name(self, name: str) -> None:
+        problem = self.writable_backend.name_problem(name)
+        if problem is not None:
+            raise VfsError(errno.ENAMETOOLONG if "bytes long" in problem else errno.EINVAL, problem)
+
+    # ------------------------------------------------------------ staging
+
+    def _base_fetch(self, record: StagedFile) -> BaseFetch:
+        """How a staged file reads the parts it has not copied: its base version, through the block cache."""
+        object_id, version = record.object_id, record.base_version
+        if object_id is None or version is None:
+            async def nothing(offset: int, length: int) -> bytes:
+                raise VfsError(errno.EIO, "a new file has no base version")
+            return nothing
+        base = RemoteEntry(path=record.path, is_dir=False, size=record.base_size, mtime=0.0,
+                           object_id=object_id, version=version)
+        key = ObjectKey(object_id, version, record.base_size)
+
+        async def fetch_range(start: int, length: int) -> bytes:
+            current = self.overlay.get(record.id)  # renamed since this fetch was made?
+            path = current.path if current is not None else record.path
+            return await self.backend.read(dataclasses.replace(base, path=path), start, length)
+
+        async def fetch(offset: int, length: int) -> bytes:
+            with backend_errors(f"read {'/'.join(record.path)}"):
+                    return await self.cache.read(key, offset, length, fetch_range)
+
+        return fetch
+
+    async def _stage(self, node: Node, *, truncate: bool = False) -> StagedFile:
+        """The node's staged copy, made now if it has none (one per file, however many handles)."""
+        async with self._stage_lock:
+            record_id = staged_record_id(node.entry)
+            if record_id is not None and self.overlay.get(record_id) is not None:
+                record = self.overlay.get(record_id)
+                assert record is not None
+                if truncate and record.size:
+                    with local_disk_errors(f"truncate {node.name}"):
+                        await self.store.truncate(record.id, 0, self._base_fetch(record))
+                    record = self._refresh(node, record.id)
+                return record
+            entry = node.entry
+            assert entry is not None and not entry.is_dir
+            with local_disk_errors(f"stage {node.name}"):
+                record = await self.store.create(
+                    self.inodes.remote_path(node), object_id=entry.object_id, base_version=entry.version,
+                    base_size=entry.size, truncate=truncate, mtime=self._mtime(node))
+            self._track(node, record)
+            return record
+
+    def _track(self, node: Node, record: StagedFile) -> None:
+        """Show ``record`` as ``node`` from now on."""
+        self.overlay.put(record)
+        entry = entry_of(record)
+        if node.key != entry.object_id:
+            self.inodes.rekey(node, entry.object_id)
+        if node.cached_version == (node.entry.version if node.entry else None):
+            node.cached_version = entry.version  # every change from here on goes through the kernel
+        node.entry, node.confirmed_at = entry, trio.current_time()
+
+    def _refresh(self, node: Node | None, record_id: int) -> StagedFile:
+        record = self.store.get(record_id)
+        self.overlay.put(record)
+        if node is not None:
+            node.entry = entry_of(record)
+        return record
+
+    async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
+        with local_disk_errors("save"):
+            record = await self.store.commit(record_id, state=self._commit_state(record_id))
+        self.overlay.put(record)
+        if node is not None:
+            node.entry = entry_of(record)
+        return record
+
+    def _commit_state(self, record_id: int) -> str:
+        state = self.store.get(record_id).state
+        return "held" if state == "held" else "pending"
+
+    # ------------------------------------------------------------ opening
+
+    @bounded
+    async def create(self, parent_inode: int, name: str, flags: int) -> tuple[OpenFile, Entry]:
+        parent = self._node(parent_inode)
+        if not parent.is_dir:
+            raise VfsError(errno.ENOTDIR)
+        self._check_writable(parent)
+        self._check_name(name)
+        existing = await self._child_entry(parent, name)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise VfsError(errno.EEXIST)
+            node = self._learn(parent, self._live_or_snapshot_child(parent, existing))
+            self.inodes.remember(node)
+            opened = await self._open_for_writing(node, flags | os.O_TRUNC)
+            return opened, self._entry(node)
+        path = (*self.inodes.remote_path(parent), name)
+        with local_disk_errors(f"create {name}"):
+            record = await self.store.create(path, truncate=True)
+            donor = self.vacancies.claim(path)
+            if donor is not None:
+                record = await self.store.update(record.id, meta=saves.with_donor(record.meta, donor))
+        self.overlay.put(record)
+        node = self.inodes.learn(parent, name, Kind.LIVE, local_identity(record.id), entry_of(record),
+                                 now=trio.current_time())
+        node.cached_version = entry_of(record).version
+        self.inodes.remember(node)
+        return self._open_handle(node, record, flags), self._entry(node)
+
+    async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
+        self._check_writable(node)
+        await self._revalidate(node)
+        record = await self._stage(node, truncate=bool(flags & os.O_TRUNC))
+        return self._open_handle(node, record, flags)
+
+    def _open_handle(self, node: Node, record: StagedFile, flags: int) -> OpenFile:
+        assert node.entry is not None and self.uploads is not None
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        handle = _FileHandle(node, node.entry, self.cache.stream(), writable=writable,
+                             append=bool(flags & os.O_APPEND), record_id=record.id)
+        if writable:
+            self.uploads.hold(record.id)
+        node.open_handles += 1
+        return OpenFile(self._new_handle(handle), keep_cache=node.cached_version == node.entry.version)
+
+    # ------------------------------------------------------------ content
+
+    async def _read_staged(self, record_id: int, offset: int, size: int) -> bytes:
+        record = self.overlay.get(record_id)
+        if record is None:
+            raise VfsError(errno.ESTALE, "the staged copy was uploaded meanwhile")
+        with local_disk_errors("read"):
+            return await self.store.read(record_id, offset, size, self._base_fetch(record))
+
+    @bounded
+    async def write(self, handle: int, offset: int, data: bytes) -> int:
+        opened, record_id = await self._ensure_staged(handle)
+        record = self.overlay.get(record_id)
+        assert record is not None
+        if opened.append:
+            offset = record.size
+        with local_disk_errors(f"write {opened.node.name}"):
+            written = await self.store.write(record_id, offset, data, self._base_fetch(record))
+        opened.dirty = True
+        self._refresh(opened.node, record_id)
+        return written
+
+    async def _ensure_staged(self, handle: int) -> tuple[_FileHandle, int]:
+        """The handle and its record; a file uploaded while still open is staged again."""
+        opened = self._handles.get(handle)
+        if not isinstance(opened, _FileHandle):
+            raise VfsError(errno.EBADF)
+        if not opened.writable or opened.record_id is None:
+            raise VfsError(errno.EBADF, "not open for writing")
+        if self.overlay.get(opened.record_id) is None:
+            assert self.uploads is not None
+            self.uploads.unhold(opened.record_id)
+            record = await self._stage(opened.node)
+            opened.record_id = record.id
+            self.uploads.hold(record.id)
+        return opened, opened.record_id
+
+    @bounded
+    async def flush(self, handle: int) -> None:
+        """``close()``: make what this handle wrote durable, then let the queue take it."""
+        opened = self._handles.get(handle)
+        if not isinstance(opened, _FileHandle) or not opened.writable or opened.record_id is None:
+            return
+        await self._settle(opened)
+
+    async def _settle(self, opened: _FileHandle) -> StagedFile | None:
+        assert opened.record_id is not None and self.uploads is not None
+        if self.overlay.get(opened.record_id) is None:
+            return None
+        record = self.overlay.get(opened.record_id)
+        if opened.dirty or record is None or record.state == "open":
+            record = await self._commit(opened.record_id, opened.node)
+            opened.dirty = False
+        self.uploads.schedule(record)
+        return record
+
+    @bounded
+    async def fsync(self, handle: int, datasync: bool = False) -> None:
+        """Durable locally, then confirmed by the portal (excluded names: locally only)."""
+        opened = self._handles.get(handle)
+        if not isinstance(opened, _FileHandle):
+            raise VfsError(errno.EBADF)
+        if not opened.writable or opened.record_id is None:
+            return
+        record = await self._settle(opened)
+        if record is not None:
+            assert self.uploads is not None
+            await self.uploads.upload_now(record)
+
+    async def release(self, handle: int) -> None:
+        opened = self._handles.get(handle)
+        if isinstance(opened, _FileHandle) and opened.writable and opened.record_id is not None:
+            assert self.uploads is not None
+            try:
+                with trio.CancelScope(shield=True):
+                    if opened.dirty:
+                        await self._settle(opened)
+            finally:
+                self.uploads.unhold(opened.record_id)
+        await super().release(handle)
+        if isinstance(opened, _FileHandle):
+            await self._after_last_close(opened.node)
+
+    async def _after_last_close(self, node: Node) -> None:
+        """Hook: an unlinked staged file is discarded when its last handle closes."""
+
+    # ------------------------------------------------------------ attributes
+
+    @bounded
+    async def setattr(self, inode: int, *, size: int | None = None, mtime: float | None = None,
+                      handle: int | None = None, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None) -> Attributes:
+        node = self._node(inode)
+        if size is None and mtime is None:
+            if node.kind.read_only and (mode is not None or uid is not None or gid is not None):
+                raise VfsError(errno.EROFS, "snapshots are read-only")
+            return self._attributes(node)  # chmod/chown: accepted, not stored (module docstring)
+        self._check_writable(node)
+        if node.is_dir:
+            if size is not None:
+                raise VfsError(errno.EISDIR)
+            await self._revalidate(node)
+            assert node.entry is not None and self.mtimes is not None
+            self.mtimes.put(node.entry.object_id, node.entry.version, mtime or 0.0)
+            return self._attributes(node)
+        await self._revalidate(node)
+        record = await self._stage(node)
+        with local_disk_errors(f"setattr {node.name}"):
+            if size is not None:
+                await self.store.truncate(record.id, size, self._base_fetch(record))
+            if mtime is not None:
+                await self.store.set_mtime(record.id, mtime)
+        self._refresh(node, record.id)
+        opened = self._handles.get(handle) if handle is not None else None
+        if isinstance(opened, _FileHandle) and opened.writable:
+            opened.dirty = True  # committed at its close
+        elif not self._open_for_write(record.id):
+            record = await self._commit(record.id, node)  # a truncate(2)/utimes(2) by path is a whole change
+            assert self.uploads is not None
+            self.uploads.schedule(record)
+        else:
+            for other in self._handles.values():
+                if isinstance(other, _FileHandle) and other.record_id == record.id and other.writable:
+                    other.dirty = True
+        return self._attributes(node)
+
+    def _open_for_write(self, record_id: int) -> bool:
+        return any(isinstance(h, _FileHandle) and h.writable and h.record_id == record_id
+                   for h in self._handles.values())
+
+    # ------------------------------------------------------------ upload callbacks
+
+    def uploaded(self, record: StagedFile, entry: RemoteEntry, *, finished: bool) -> None:
+        node = self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
+        if finished:
+            self.overlay.remove(record.id)
+            if self.mtimes is not None:
+                self.mtimes.put(entry.object_id, entry.version, record.mtime)
+        else:
+            self.overlay.put(record)
+        parent = self._parent_of_path(entry.path)
+        if parent is not None:
+            self.listings.patch(parent.key, entry.name, entry)
+        if node is None:
+            return
+        if node.key != entry.object_id:
+            self.inodes.rekey(node, entry.object_id)
+        if finished:
+            if node.cached_version == f"staged:{record.id}":
+                node.cached_version = entry.version
+            if entry.name != node.name and parent is not None:  # a conflict copy
+                self.inodes.learn(parent, entry.name, node.kind, node.key, entry, now=trio.current_time())
+            node.entry, node.confirmed_at = entry, trio.current_time()
+            for opened in self._handles.values():
+                if isinstance(opened, _FileHandle) and opened.node is node:
+                    opened.entry = entry
+        else:
+            node.entry = entry_of(record)
+
+    def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
+        """The donor is back at the record's path: the record's inode now stands for it."""
+        for path in (donor.path, record.path):
+            parent = self._parent_of_path(path)
+            if parent is not None:
+                self.listings.invalidate(parent.key)
+        heir = self.inodes.by_key(local_identity(record.id))
+        if heir is not None:
+            self.inodes.rekey(heir, donor.object_id)  # detaches the donor's old node, if any
+            heir.entry = entry_of(record)
+        if not donor.deleted:
+            self.ghosts.add(donor.path)
+        self.overlay.put(record)
+
+    def conflicted(self, record: StagedFile, entry: RemoteEntry) -> None:
+        parent = self._parent_of_path(record.path)
+        if parent is not None:
+            self.listings.invalidate(parent.key)
+
+    def _parent_of_path(self, path: Path) -> Node | None:
+        """The node of the folder holding ``path``, if the kernel knows it."""
+        folder = path[:-1]
+        node = self.inodes.root
+        root = self.inodes.remote_path(node)
+        if folder[:len(root)] != root:
+            return None
+        for name in folder[len(root):]:
+            child = self.inodes.child(node, name)
+            if child is None:
+                return None
+            node = child
+        return node
