@@ -22,6 +22,7 @@ from cache import CacheConfig
 from mount import daemon
 from mount.options import MountOptions
 from vfs.backends import base
+from vfs.exclusions import DEFAULT_EXCLUDES
 from vfs.filesystem import FsConfig
 
 LOG_NAME = "mount.log"
@@ -60,6 +61,9 @@ def settings_from(url: str, mountpoint: Path, options: MountOptions, password: s
         cache=cache,
         fs=fs,
         fuse_options=frozenset(options.fuse),
+        excludes=(*(DEFAULT_EXCLUDES if options.default_excludes else ()), *options.excludes),
+        **({"upload_delay": options.upload_delay} if options.upload_delay is not None else {}),
+        **({"upload_workers": options.upload_workers} if options.upload_workers is not None else {}),
         ca_file=options.ca_file,
         insecure=options.insecure,
         **options.network,

@@ -4,18 +4,25 @@ Order of events:
 
 1. log in to the portal (a wrong password, an unreachable host or a TLS
    mismatch ends here with one clear line, before anything is mounted);
-2. check the folder to mount exists, open the block cache;
+2. check the folder to mount exists, open the block cache and the staging
+   area, and start the upload queue — uploads a previous run acknowledged
+   but did not finish (``kill -9``, power cut) start now, before the first
+   FUSE request;
 3. mount, list the root once, then report readiness (``READY=1`` to systemd,
    and the ``on_ready`` callback, which the CLI uses to let a daemonising
    parent exit);
 4. serve until unmounted from outside (``fusermount3 -u``) or told to stop
    (SIGINT/SIGTERM → ``STOPPING=1``, leave ``pyfuse3.main``);
-5. unmount (if still mounted), close the cache, log out.
+5. unmount (if still mounted), then wait for pending uploads, logging
+   progress — unless ``portalfs unmount --no-wait`` said not to or another
+   signal arrives: the journal keeps them for the next mount;
+6. close the caches, log out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,13 +32,15 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from cache import CacheConfig, open_block_cache
+from cache import CacheConfig, MtimeStore, open_block_cache, open_staging_store
+from mount.control import ControlError, control_socket_path, serve_control
 from mount.notify import notify
 from mount.operations import PortalOperations
 from vfs.backends.base import NotFound
 from vfs.backends.ctera import Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
-from vfs.filesystem import Filesystem, FsConfig
+from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
+from vfs.filesystem import Filesystem, FsConfig, WriteBack
 
 log = logging.getLogger("mount")
 
@@ -56,12 +65,23 @@ class MountSettings:
     read_timeout: float = 30.0
     retry_time: float = 30.0
     workers: int = 32
+    upload_delay: float = 2.0
+    upload_workers: int = 4
+    excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.fuse_options
+
+    @property
+    def staging_dir(self) -> Path:
+        return (self.cache.disk_dir or Path(self.mountpoint.parent / f".{self.mountpoint.name}.portalfs")) / "staging"
 
 
 def fuse_options(settings: MountSettings) -> set[str]:
     options = set(pyfuse3.default_options)
     options.discard("default_permissions")
-    options |= {"fsname=portalfs", "subtype=portalfs", "default_permissions", "ro", "noatime"}
+    options |= {"fsname=portalfs", "subtype=portalfs", "default_permissions", "noatime"}
     options |= set(settings.fuse_options)
     return options
 
@@ -80,25 +100,87 @@ async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = 
     ) as backend:
         root_path = await _root_path(backend, settings)
         root = await backend.stat(root_path)
-        async with open_block_cache(settings.cache) as cache:
-            fs = Filesystem(backend, cache, settings.fs, root_path, root)
-            operations = PortalOperations(fs)
-            serving = trio.CancelScope()
-            with _stop_on_signals(serving):
-                pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
-                try:
-                    with serving:
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)
-                            fs.releasedir(await fs.opendir(1))  # the root listing works: we are really ready
-                            log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
-                            notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
-                            if on_ready:
-                                on_ready()
-                finally:
-                    notify("STOPPING=1")
-                    pyfuse3.close(unmount=True)
-                    log.info("unmounted %s", settings.mountpoint)
+        async with open_block_cache(settings.cache) as cache, \
+                open_staging_store(settings.staging_dir, block_size=settings.cache.block_size) as store:
+            mtimes = await trio.to_thread.run_sync(MtimeStore, settings.staging_dir)
+            try:
+                writes = None if settings.read_only else WriteBack(
+                    store, mtimes, Exclusions(settings.excludes), delay=settings.upload_delay,
+                    workers=settings.upload_workers)
+                fs = Filesystem(backend, cache, settings.fs, root_path, root, writes)
+                await _mount_and_serve(settings, fs, root_path, on_ready)
+            finally:
+                mtimes.close()
+
+
+async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: tuple[str, ...],
+                           on_ready: Callable[[], None] | None) -> None:
+    operations = PortalOperations(fs)
+    serving, draining = trio.CancelScope(), trio.CancelScope()
+    async with trio.open_nursery() as services:
+        if fs.uploads is not None:
+            await services.start(fs.uploads.run)
+            if fs.uploads.pending():
+                log.info("resuming %d uploads left by the previous run", fs.uploads.pending())
+        await _start_control(services, settings, fs)
+        with _stop_on_signals(serving, draining):
+            pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
+            try:
+                with serving:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)
+                        fs.releasedir(await fs.opendir(1))  # the root listing works: we are really ready
+                        log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
+                        notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
+                        if on_ready:
+                            on_ready()
+            finally:
+                notify("STOPPING=1")
+                pyfuse3.close(unmount=True)
+                log.info("unmounted %s", settings.mountpoint)
+            with draining:
+                await _drain(fs)
+        services.cancel_scope.cancel()
+
+
+class _DaemonControl:
+    """What ``portalfs status/undelete/ls/cp/unmount`` ask of this daemon (``mount.control``)."""
+
+    def __init__(self, fs: Filesystem, settings: MountSettings) -> None:
+        self.fs = fs
+        self.settings = settings
+        self.undelete = fs.undelete
+        self.list_deleted = fs.list_deleted
+        self.copy = fs.copy
+        self.skip_drain = fs.skip_drain
+
+    def status(self) -> dict[str, object]:
+        return {"mountpoint": str(self.settings.mountpoint), "pid": os.getpid(), "portal": self.settings.url,
+                "user": self.settings.user, **self.fs.status()}
+
+
+async def _start_control(services: trio.Nursery, settings: MountSettings, fs: Filesystem) -> None:
+    """Serve the control socket until the daemon exits (through the drain, which
+    ``portalfs unmount`` watches); without it the mount works, the commands do not."""
+    try:
+        path = control_socket_path(settings.mountpoint)
+        await services.start(serve_control, path, _DaemonControl(fs, settings))
+    except (ControlError, OSError) as exc:
+        log.warning("no control socket (portalfs status/undelete/cp will not reach this mount): %s", exc)
+
+
+async def _drain(fs: Filesystem) -> None:
+    """Wait for pending uploads after the unmount (the journal keeps whatever is left)."""
+    if fs.uploads is None or not fs.drain_on_exit or not fs.uploads.pending():
+        return
+
+    def report(count: int, size: int) -> None:
+        log.info("waiting for %d uploads (%.1f MiB) to finish; signal again to leave them for the next mount",
+                 count, size / (1 << 20))
+        notify(f"STATUS=uploading {count} files before stopping")
+
+    await fs.uploads.drain(report=report)
+    log.info("all uploads finished")
 
 
 async def _serve(workers: int, scope: trio.CancelScope) -> None:
@@ -108,8 +190,9 @@ async def _serve(workers: int, scope: trio.CancelScope) -> None:
 
 
 @contextmanager
-def _stop_on_signals(scope: trio.CancelScope) -> Iterator[None]:
-    """While mounted and while unmounting, SIGINT/SIGTERM cancel ``scope``: a clean stop.
+def _stop_on_signals(*scopes: trio.CancelScope) -> Iterator[None]:
+    """While mounted and while unmounting, SIGINT/SIGTERM cancel the first of ``scopes``
+    not cancelled yet: the first signal stops serving, the next one stops waiting for uploads.
 
     Every signal is absorbed until the unmount is done, so an impatient second
     Ctrl-C (or systemd's SIGTERM after a Ctrl-C) cannot kill the process half-way
@@ -119,9 +202,12 @@ def _stop_on_signals(scope: trio.CancelScope) -> Iterator[None]:
     token = trio.lowlevel.current_trio_token()
 
     def stop(signum: int) -> None:
-        if not scope.cancel_called:
-            log.info("received %s, unmounting", signal.Signals(signum).name)
-        scope.cancel()
+        for number, scope in enumerate(scopes):
+            if not scope.cancel_called:
+                log.info("received %s, %s", signal.Signals(signum).name,
+                         "unmounting" if number == 0 else "leaving pending uploads for the next mount")
+                scope.cancel()
+                return
 
     def handler(signum: int, _frame: object) -> None:
         token.run_sync_soon(stop, signum)  # signal-safe; the log and the cancel run in the event loop

@@ -121,7 +121,77 @@ class PortalOperations(pyfuse3.Operations):
 
     @funnel
     async def release(self, fh: int) -> None:
-        self.fs.release(fh)
+        await self.fs.release(fh)
+
+    # ------------------------------------------------------------ changes
+
+    @funnel
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        opened, entry = await self.fs.create(parent_inode, os.fsdecode(name), flags)
+        info = pyfuse3.FileInfo(fh=opened.handle, keep_cache=opened.keep_cache, direct_io=opened.direct_io)
+        return info, _reply(entry)
+
+    @funnel
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return await self.fs.write(fh, off, buf)
+
+    @funnel
+    async def flush(self, fh: int) -> None:
+        await self.fs.flush(fh)
+
+    @funnel
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.fs.fsync(fh, datasync)
+
+    @funnel
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        """Folder changes are made on the portal before they return: nothing to wait for."""
+
+    @funnel
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        attributes = await self.fs.setattr(
+            inode,
+            size=attr.st_size if fields.update_size else None,
+            mtime=attr.st_mtime_ns / 1e9 if fields.update_mtime else None,
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            handle=fh,
+        )
+        return _entry_attributes(attributes, attr_timeout=self.fs.config.attr_timeout)
+
+    @funnel
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return _reply(await self.fs.mkdir(parent_inode, os.fsdecode(name)))
+
+    @funnel
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.fs.rmdir(parent_inode, os.fsdecode(name))
+
+    @funnel
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.fs.unlink(parent_inode, os.fsdecode(name))
+
+    @funnel
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
+                     flags: int, ctx: pyfuse3.RequestContext) -> None:
+        await self.fs.rename(parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new), flags)
+
+    # The portal has no links, devices or pipes: a clean EPERM (what Linux answers
+    # for a filesystem without them), never ENOSYS, which some programs misread.
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
 
     @funnel
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:

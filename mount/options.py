@@ -7,7 +7,10 @@ Options fall in four groups:
   ``cache_size=``, ``memory_cache=``, ``ca_file=``, ``insecure``, the kernel
   cache timeouts ``entry_timeout=``, ``attr_timeout=``, ``negative_timeout=``,
   ``listing_ttl=``, ``request_timeout=``, the network bounds ``connect_timeout=``,
-  ``read_timeout=``, ``retry_time=``, and ``uid=``/``gid=`` (owner shown);
+  ``read_timeout=``, ``retry_time=``, ``uid=``/``gid=`` (owner shown), and the
+  write-back knobs ``upload_delay=`` (seconds of quiet before an upload),
+  ``upload_workers=``, ``exclude=GLOB`` (repeatable: names kept local-only)
+  and ``no_default_excludes``;
 * FUSE's: ``allow_other``, ``allow_root``, ``auto_unmount``, ``default_permissions``,
   ``ro``, ``noatime`` … passed to the kernel;
 * fstab's bookkeeping, which mount(8) hands to helpers and which mean nothing
@@ -51,6 +54,10 @@ class MountOptions:
     timeouts: dict[str, float] = field(default_factory=dict)
     network: dict[str, float] = field(default_factory=dict)
     fuse: set[str] = field(default_factory=set)
+    upload_delay: float | None = None
+    upload_workers: int | None = None
+    excludes: list[str] = field(default_factory=list)
+    default_excludes: bool = True
 
 
 def parse_options(texts: list[str], into: MountOptions | None = None) -> MountOptions:
@@ -86,6 +93,20 @@ def _apply(options: MountOptions, item: str) -> None:
         options.ca_file = Path(value)
     elif name in ("uid", "gid"):
         setattr(options, name, _number(name, value, int))
+    elif name == "upload_delay":
+        options.upload_delay = _number(name, value, float)
+        if options.upload_delay < 0:
+            raise OptionError("upload_delay must not be negative")
+    elif name == "upload_workers":
+        options.upload_workers = int(_number(name, value, int))
+        if options.upload_workers < 1:
+            raise OptionError("upload_workers must be at least 1")
+    elif name == "exclude" and has_value:
+        if not value or "/" in value:
+            raise OptionError(f"exclude= wants a name pattern without '/', got {value!r}")
+        options.excludes.append(value)
+    elif name == "no_default_excludes" and not has_value:
+        options.default_excludes = False
     elif name in FLOAT_OPTIONS or name in NETWORK_OPTIONS:
         seconds = _number(name, value, float)
         if seconds <= 0:
