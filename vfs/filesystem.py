@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import trio
@@ -65,6 +66,20 @@ class _Occupant:
 
 
 class Filesystem(Writing):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: unlinked portal files still open here, by path: deleted on the portal at their last close
+        self._hidden: dict[Path, Node] = {}
+
+    async def _remote_child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
+        if self._hidden and (*self.inodes.remote_path(parent), name) in self._hidden:
+            return None
+        return await super()._remote_child_entry(parent, name)
+
+    def _visible(self, folder: Path, entries: Iterable[RemoteEntry]) -> Iterable[RemoteEntry]:
+        if not self._hidden:
+            return entries
+        return [entry for entry in entries if (*folder, entry.name) not in self._hidden]
     # ------------------------------------------------------------ lookups for changes
 
     def _live_folder(self, inode: int) -> Node:
@@ -106,6 +121,9 @@ class Filesystem(Writing):
             await self.store.discard(record.id)
 
     async def _after_last_close(self, node: Node) -> None:
+        if node.pending_delete is not None and node.open_handles == 0:
+            with trio.CancelScope(shield=True):
+                await self._delete_hidden(node)
         record_id = node.orphan_record
         if record_id is not None and node.open_handles == 0:
             node.orphan_record = None
@@ -168,10 +186,35 @@ class Filesystem(Writing):
             await self._drop_staged(occupant.staged)
         remote = occupant.remote
         if remote is not None and (occupant.staged is None or occupant.staged.object_id == remote.object_id):
+            node = self.inodes.child(parent, name)
+            if node is not None and node.open_handles and occupant.staged is None:
+                # Still open: it must stay readable (POSIX), so the portal delete waits for its last close.
+                node.pending_delete = path
+                self._hidden[path] = node
+            else:
+                with backend_errors(f"delete {'/'.join(path)}"):
+                    await self.writable_backend.delete(path)
+                await self._left(path, remote.object_id, path, deleted=True)
+        self._forget_name(parent, name)
+
+    async def _reuse_name(self, path: Path) -> None:
+        """A name is being reused: an unlinked-but-open file there is deleted from the portal now."""
+        node = self._hidden.get(path)
+        if node is not None:
+            await self._delete_hidden(node)
+
+    async def _delete_hidden(self, node: Node) -> None:
+        path = node.pending_delete
+        if path is None:
+            return
+        node.pending_delete = None
+        self._hidden.pop(path, None)
+        try:
             with backend_errors(f"delete {'/'.join(path)}"):
                 await self.writable_backend.delete(path)
-            await self._left(path, remote.object_id, path, deleted=True)
-        self._forget_name(parent, name)
+        except VfsError as exc:
+            if exc.errno != errno.ENOENT:
+                log.warning("could not delete %s after its last close: %s", "/".join(path), exc)
 
     async def _left(self, path: Path, object_id: str, now_at: Path, *, deleted: bool) -> None:
         """A portal file left ``path``: remember the vacancy, and point heirs at where it went."""
@@ -215,7 +258,8 @@ class Filesystem(Writing):
                 if not await self._is_empty(folder):
                     raise VfsError(errno.ENOTEMPTY)
         node = self.inodes.child(parent, name)
-        if source.staged is not None and source.remote is None:
+        await self._reuse_name(target_path)
+        if source.staged is not None and (source.remote is None or source.staged.object_id != source.remote.object_id):
             await self._rename_staged(source.staged, target, target_path)
         else:
             await self._rename_remote(source, target, source_path, target_path)

@@ -69,6 +69,8 @@ class Node:
     detached: bool = False
     #: a staged file deleted while open: its record is discarded when the last handle closes
     orphan_record: int | None = None
+    #: a portal file unlinked while open: deleted on the portal at its last close
+    pending_delete: Path | None = None
 
     @property
     def is_dir(self) -> bool:

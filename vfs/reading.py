@@ -387,8 +387,11 @@ class Reading:
         else:
             listing = await self._listing(node)
             entries: Iterable[RemoteEntry] = listing.entries
-            if node.kind in (Kind.ROOT, Kind.LIVE) and self.overlay:
-                entries = self.overlay.merge(self.inodes.remote_path(node), entries)
+            if node.kind in (Kind.ROOT, Kind.LIVE):
+                folder = self.inodes.remote_path(node)
+                entries = self._visible(folder, entries)
+                if self.overlay:
+                    entries = self.overlay.merge(folder, entries)
             children = [self._live_or_snapshot_child(node, entry) for entry in entries]
             if node.kind is Kind.ROOT:
                 children.insert(0, _Child(snapshots.SNAPSHOTS_DIR, Kind.SNAPSHOTS, ("snapshots", node.key), None))
@@ -454,6 +457,10 @@ class Reading:
 
     async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
         raise VfsError(errno.EROFS, "this mount is read-only")
+
+    def _visible(self, folder: Path, entries: Iterable[RemoteEntry]) -> Iterable[RemoteEntry]:
+        """Hook: the listing entries to show (the write side hides files deleted while open)."""
+        return entries
 
     async def _read_staged(self, record_id: int, offset: int, size: int) -> bytes:
         raise VfsError(errno.EIO, "no staging area")

@@ -201,9 +201,10 @@ class Writing(Reading):
                 raise VfsError(errno.EEXIST)
             node = self._learn(parent, self._live_or_snapshot_child(parent, existing))
             self.inodes.remember(node)
-            opened = await self._open_for_writing(node, flags | os.O_TRUNC)
+            opened = await self._open_for_writing(node, flags)
             return opened, self._entry(node)
         path = (*self.inodes.remote_path(parent), name)
+        await self._reuse_name(path)
         with local_disk_errors(f"create {name}"):
             record = await self.store.create(path, truncate=True)
             donor = self.vacancies.claim(path)
@@ -217,17 +218,24 @@ class Writing(Reading):
         return self._open_handle(node, record, flags), self._entry(node)
 
     async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
+        """A writable handle; the file is staged only when it first changes (an open
+        for writing that writes nothing — sqlite does that all the time — costs nothing)."""
         self._check_writable(node)
         await self._revalidate(node)
-        record = await self._stage(node, truncate=bool(flags & os.O_TRUNC))
+        assert node.entry is not None
+        record = None
+        if flags & os.O_TRUNC and (node.entry.size or staged_record_id(node.entry) is not None):
+            record = await self._stage(node, truncate=True)
+        elif staged_record_id(node.entry) is not None:
+            record = self.overlay.get(staged_record_id(node.entry))  # type: ignore[arg-type]
         return self._open_handle(node, record, flags)
 
-    def _open_handle(self, node: Node, record: StagedFile, flags: int) -> OpenFile:
+    def _open_handle(self, node: Node, record: StagedFile | None, flags: int) -> OpenFile:
         assert node.entry is not None and self.uploads is not None
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         handle = _FileHandle(node, node.entry, self.cache.stream(), writable=writable,
-                             append=bool(flags & os.O_APPEND), record_id=record.id)
-        if writable:
+                             append=bool(flags & os.O_APPEND), record_id=record.id if record else None)
+        if writable and record is not None:
             self.uploads.hold(record.id)
         node.open_handles += 1
         return OpenFile(self._new_handle(handle), keep_cache=node.cached_version == node.entry.version)
@@ -255,15 +263,18 @@ class Writing(Reading):
         return written
 
     async def _ensure_staged(self, handle: int) -> tuple[_FileHandle, int]:
-        """The handle and its record; a file uploaded while still open is staged again."""
+        """The handle and its record, staging the file now if this is its first change
+        (or its staged copy was uploaded, by an fsync, while the handle stayed open)."""
         opened = self._handles.get(handle)
         if not isinstance(opened, _FileHandle):
             raise VfsError(errno.EBADF)
-        if not opened.writable or opened.record_id is None:
+        if not opened.writable:
             raise VfsError(errno.EBADF, "not open for writing")
-        if self.overlay.get(opened.record_id) is None:
+        if opened.record_id is None or self.overlay.get(opened.record_id) is None:
             assert self.uploads is not None
-            self.uploads.unhold(opened.record_id)
+            if opened.record_id is not None:
+                self.uploads.unhold(opened.record_id)
+            opened.record_id = None
             record = await self._stage(opened.node)
             opened.record_id = record.id
             self.uploads.hold(record.id)
@@ -278,12 +289,16 @@ class Writing(Reading):
         await self._settle(opened)
 
     async def _settle(self, opened: _FileHandle) -> StagedFile | None:
-        assert opened.record_id is not None and self.uploads is not None
-        if self.overlay.get(opened.record_id) is None:
+        """Commit what is staged for the handle's file (if anything changed) and queue it."""
+        assert self.uploads is not None
+        record_id = opened.record_id
+        if record_id is None or self.overlay.get(record_id) is None:
+            record_id = staged_record_id(opened.node.entry)  # staged through another handle
+        record = self.overlay.get(record_id) if record_id is not None else None
+        if record is None:
             return None
-        record = self.overlay.get(opened.record_id)
-        if opened.dirty or record is None or record.state == "open":
-            record = await self._commit(opened.record_id, opened.node)
+        if opened.dirty or record.state == "open":
+            record = await self._commit(record.id, opened.node)
             opened.dirty = False
         self.uploads.schedule(record)
         return record
@@ -294,8 +309,6 @@ class Writing(Reading):
         opened = self._handles.get(handle)
         if not isinstance(opened, _FileHandle):
             raise VfsError(errno.EBADF)
-        if not opened.writable or opened.record_id is None:
-            return
         record = await self._settle(opened)
         if record is not None:
             assert self.uploads is not None
@@ -317,6 +330,9 @@ class Writing(Reading):
 
     async def _after_last_close(self, node: Node) -> None:
         """Hook: an unlinked staged file is discarded when its last handle closes."""
+
+    async def _reuse_name(self, path: Path) -> None:
+        """Hook: a new file takes ``path`` (the namespace side clears what still holds it)."""
 
     # ------------------------------------------------------------ attributes
 
