@@ -178,6 +178,10 @@ class UploadQueue:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for record in self._store.records():  # recovered from the journal: due at once
+                if record.state == "held" and "held_errno" in record.meta:
+                    # Refused by the portal last time; conditions may have changed (quota…).  Records
+                    # held by the journal's recovery (possibly mixed content) stay held for a person.
+                    record = await self._store.update(record.id, state="pending")
                 self.schedule(record, delay=0)
             task_status.started()
             while True:

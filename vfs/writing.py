@@ -176,15 +176,12 @@ class Writing(Reading):
 
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
         with local_disk_errors("save"):
-            record = await self.store.commit(record_id, state=self._commit_state(record_id))
+            record = await self.store.commit(record_id, state="pending")  # a new change: a new attempt, even after a refusal
         self.overlay.put(record)
         if node is not None:
             node.entry = entry_of(record)
         return record
 
-    def _commit_state(self, record_id: int) -> str:
-        state = self.store.get(record_id).state
-        return "held" if state == "held" else "pending"
 
     # ------------------------------------------------------------ opening
 
@@ -354,6 +351,13 @@ class Writing(Reading):
             self.mtimes.put(node.entry.object_id, node.entry.version, mtime or 0.0)
             return self._attributes(node)
         await self._revalidate(node)
+        assert node.entry is not None and self.mtimes is not None
+        if size is None and staged_record_id(node.entry) is None:
+            # Only the time changes: remember it for this version; uploading the same bytes
+            # again would make a version per `touch` (and `rsync -t` would re-send everything).
+            assert mtime is not None
+            self.mtimes.put(node.entry.object_id, node.entry.version, mtime)
+            return self._attributes(node)
         record = await self._stage(node)
         with local_disk_errors(f"setattr {node.name}"):
             if size is not None:
