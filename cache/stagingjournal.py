@@ -18,7 +18,16 @@ What a row holds, in two groups changed by different calls:
 
 Durability: WAL with ``synchronous=FULL`` — every acknowledged transaction
 has been fsynced, so it survives a power loss, not just a crash. Each call is
-one transaction; a staging area sees a few per file, not per block.
+one transaction; a staging area sees a few per file, not per block. Two
+kinds of transaction skip their own fsync (the next durable one covers them,
+WAL keeps the order): inserting a row (not durable until its first commit
+anyway) and deleting one whose content is safe elsewhere.
+
+Small files: a commit may carry the whole content *inline* (the ``inline``
+column), instead of fsyncing the data file and its directory — one fsync
+per ``close()`` instead of three. Recovery then rebuilds the data file from
+the row, so such a row is never damaged or held: the committed snapshot is
+in the journal itself.
 
 Recovery (``open_journal``), given that the data file and the row cannot
 change together:
@@ -69,13 +78,14 @@ from .private_dir import CacheDirectoryError, claim
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_OLDER_SCHEMAS = {"1": ["ALTER TABLE staged ADD COLUMN inline BLOB"]}
 JOURNAL_FILE = "journal.sqlite3"
 _SQLITE_FULL = 13
 
 _COLUMNS = ("id", "path", "object_id", "base_version", "base_size", "block_size", "size",
             "mtime", "dirty_since", "base_limit", "blocks", "committed", "rewriting", "state",
-            "attempts", "last_error", "meta")
+            "attempts", "last_error", "meta", "inline")
 _FIELDS = frozenset({"path", "object_id", "base_version", "base_size", "state", "attempts",
                      "last_error", "meta"})
 
@@ -102,6 +112,8 @@ class JournalRow:
     attempts: int
     last_error: str | None
     meta: dict[str, str]
+    inline: bytes | None = None
+    """The whole committed content, for a small file committed inline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +159,12 @@ class Journal:
         self._db = db
         self._lock_fd = lock_fd
 
-    def _transaction(self, statements: list[tuple[str, tuple[object, ...]]]) -> int | None:
+    def _transaction(self, statements: list[tuple[str, tuple[object, ...]]], *, durable: bool = True) -> int | None:
+        """Run ``statements`` atomically; ``durable=False`` skips the fsync of this commit
+        (in WAL mode the next durable commit makes it durable too, in order)."""
         try:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             last_id = None
             for sql, args in statements:
@@ -159,6 +175,9 @@ class Journal:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise _as_os_error(exc) from exc
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def insert(self, row: JournalRow) -> int:
         """Add ``row`` (its ``id`` is ignored); returns the new id, never reused."""
@@ -166,17 +185,19 @@ class Journal:
         values = tuple(_encode(name, getattr(row, name)) for name in names)
         sql = (f"INSERT INTO staged ({', '.join(names)})"
                f" VALUES ({', '.join('?' * len(names))})")
-        new_id = self._transaction([(sql, values)])
+        # Not durable yet: a record never committed is dropped at the next open anyway.
+        new_id = self._transaction([(sql, values)], durable=False)
         assert new_id is not None
         return new_id
 
     def save_content(self, record_id: int, *, size: int, mtime: float, dirty_since: float,
-                     base_limit: int, blocks: bytes, state: str) -> None:
-        """Record a committed snapshot (the data file is already fsynced)."""
+                     base_limit: int, blocks: bytes, state: str, inline: bytes | None = None) -> None:
+        """Record a committed snapshot: the data file is already fsynced, or ``inline``
+        holds the whole content."""
         self._transaction([(
             "UPDATE staged SET size = ?, mtime = ?, dirty_since = ?, base_limit = ?,"
-            " blocks = ?, committed = 1, rewriting = 0, state = ? WHERE id = ?",
-            (size, mtime, dirty_since, base_limit, blocks, state, record_id))])
+            " blocks = ?, committed = 1, rewriting = 0, state = ?, inline = ? WHERE id = ?",
+            (size, mtime, dirty_since, base_limit, blocks, state, inline, record_id))])
 
     def save_fields(self, record_id: int, fields: dict[str, object]) -> None:
         """Change bookkeeping columns (see the module docstring)."""
@@ -194,8 +215,10 @@ class Journal:
         """Say, before it happens, that committed blocks are about to be overwritten."""
         self._transaction([("UPDATE staged SET rewriting = 1 WHERE id = ?", (record_id,))])
 
-    def delete(self, record_id: int) -> None:
-        self._transaction([("DELETE FROM staged WHERE id = ?", (record_id,))])
+    def delete(self, record_id: int, *, durable: bool = True) -> None:
+        """Forget a record.  ``durable=False`` suits a record whose content the portal
+        has already: if the delete is lost, the upload queue recognises it."""
+        self._transaction([("DELETE FROM staged WHERE id = ?", (record_id,))], durable=durable)
 
     def close(self) -> None:
         try:
@@ -248,7 +271,13 @@ def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
             " base_limit INTEGER NOT NULL, blocks BLOB NOT NULL, committed INTEGER NOT NULL,"
             " rewriting INTEGER NOT NULL,"
             " state TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT,"
-            " meta TEXT NOT NULL)")
+            " meta TEXT NOT NULL, inline BLOB)")
+        db.execute("COMMIT")
+    elif found.get("schema") in _OLDER_SCHEMAS:
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _OLDER_SCHEMAS[found["schema"]]:
+            db.execute(statement)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
         db.execute("COMMIT")
     elif found.get("schema") != SCHEMA_VERSION:
         raise CacheDirectoryError(
@@ -262,8 +291,26 @@ def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
         raw["committed"] = bool(raw["committed"])
         raw["rewriting"] = bool(raw["rewriting"])
         raw["blocks"] = bytes(raw["blocks"])
+        raw["inline"] = None if raw["inline"] is None else bytes(raw["inline"])
         rows.append(JournalRow(**raw))
     return rows
+
+
+def _restore_inline(root: Path, row: JournalRow) -> None:
+    """Rewrite an inline-committed row's data file: its present blocks, from the row."""
+    assert row.inline is not None
+    bs = row.block_size
+    pieces = []
+    for index in BlockMap.from_bytes(row.blocks):
+        start = index * bs
+        piece = row.inline[start:min(start + bs, row.size)]
+        if piece:
+            pieces.append((start, piece))
+    path = stagingdata.data_path(root, row.id)
+    stagingdata.remove_file(path)
+    stagingdata.write_pieces(path, pieces, 0)
+    stagingdata.sync_file(path)
+    stagingdata.sync_dir(path.parent)
 
 
 def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list[Recovered]:
@@ -279,7 +326,9 @@ def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list
         state, error = row.state, row.last_error
         if state in ("open", "uploading"):
             state = "pending"
-        if row.rewriting:
+        if row.inline is not None:
+            _restore_inline(root, row)  # the journal has the committed content itself
+        elif row.rewriting:
             state = "held"
             error = ("interrupted while committed data was being overwritten: the content "
                      "may mix the committed version with later writes")

@@ -48,7 +48,14 @@ CHILD = textwrap.dedent("""
         return BASE[offset:offset + length]
 
     async def main(directory, scenario):
-        async with open_staging_store(Path(directory), block_size=BS) as store:
+        async with open_staging_store(Path(directory), block_size=BS, inline_max=16 * BS) as store:
+            if scenario == "inline":
+                s = await store.create(("small.txt",), truncate=True)
+                await store.write(s.id, BS, b"I" * (2 * BS + 5), fetch)  # a hole, then data
+                await store.commit(s.id)
+                await store.write(s.id, 0, b"J" * (20 * BS), fetch)      # over it, past the limit
+                print("READY", s.id, flush=True)
+                await trio.sleep_forever()
             s = await store.create(("doc.bin",), object_id="ctera:1", base_version="v1",
                                    base_size=len(BASE))
             await store.write(s.id, 5 * BS + 100, b"A" * (3 * BS), fetch)
@@ -143,6 +150,40 @@ async def test_kill_9_while_overwriting_committed_blocks_holds_the_record(tmp_pa
     async with open_staging_store(tmp_path / "staging", block_size=BS) as store:
         (record,) = store.records()
         assert record.state == "pending"
+
+
+async def test_kill_9_after_an_inline_commit_restores_it_from_the_journal(tmp_path: Path) -> None:
+    """A small file committed inline (one fsync) and then overwritten in place is
+    rebuilt from the journal: exactly the committed bytes, not held."""
+    run_and_kill(tmp_path / "staging", "inline")
+    async with open_staging_store(tmp_path / "staging", block_size=BS) as store:
+        (record,) = store.records()
+        assert (record.state, record.last_error) == ("pending", None)
+        assert await content(store, record.id) == bytes(BS) + b"I" * (2 * BS + 5)
+
+
+async def test_an_inline_commit_makes_one_journal_write_and_no_data_fsync(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from cache import stagingdata
+
+    synced: list[Path] = []
+    monkeypatch.setattr(stagingdata, "sync_file", lambda path: synced.append(path) or True)
+    async with open_staging_store(tmp_path / "staging", block_size=BS, inline_max=2 * BS) as store:
+        small = await store.create(("small",), truncate=True)
+        await store.write(small.id, 0, b"s" * BS, no_base)
+        await store.commit(small.id)
+        assert synced == [], "a small file is committed inline"
+        big = await store.create(("big",), truncate=True)
+        await store.write(big.id, 0, b"b" * (3 * BS), no_base)
+        await store.commit(big.id)
+        assert len(synced) == 1, "a larger one fsyncs its data file"
+        await store.write(small.id, 0, b"t" * (3 * BS), no_base)  # grows past the limit
+        await store.commit(small.id)
+        assert len(synced) == 2
+    async with open_staging_store(tmp_path / "staging", block_size=BS) as store:
+        by_path = {record.path: record for record in store.records()}
+        assert await content(store, by_path[("small",)].id) == b"t" * (3 * BS)
+        assert await content(store, by_path[("big",)].id) == b"b" * (3 * BS)
 
 
 async def test_kill_9_before_any_commit_leaves_nothing(tmp_path: Path) -> None:
