@@ -327,16 +327,25 @@ class Filesystem(Writing):
     # ------------------------------------------------------------ for `portalfs` commands
 
     def status(self) -> dict[str, Any]:
+        """What ``portalfs status`` shows; paths relative to the mount root."""
+        root = "/".join(self.inodes.remote_path(self.inodes.root))
+
+        def relative(item: dict[str, Any]) -> dict[str, Any]:
+            return {key: value.removeprefix(root).lstrip("/") if key.endswith("path") and isinstance(value, str)
+                    else value for key, value in item.items()}
+
         uploads = self.uploads.status() if self.uploads is not None else {}
+        for key in ("pending", "in_flight"):
+            uploads[key] = [relative(item) for item in uploads.get(key, [])]
         statistics = self.cache.statistics()
         return {
             "uploads": uploads,
-            "conflicts": list(self.uploads.conflicts) if self.uploads is not None else [],
+            "conflicts": [relative(item) for item in self.uploads.conflicts] if self.uploads is not None else [],
             "errors": list(self.uploads.errors) if self.uploads is not None else [],
             "cache": {
                 "memory_bytes": statistics.memory_bytes,
                 "disk_bytes": statistics.disk_bytes,
-                "disk_limit": statistics.disk_limit,
+                "disk_limit": self.cache.config.disk_bytes if self.cache.config.disk_dir else 0,
                 "staging_bytes": self.store.usage() if self.writes is not None else 0,
             },
         }
