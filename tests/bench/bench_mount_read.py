@@ -65,47 +65,43 @@ next to it (``.png``; needs matplotlib from ``requirements-bench.txt``, which
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
-import resource
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from portal.store import Store
-from tests.support.mount_process import is_mounted, mounted, unmount
+from tests.bench.harness.curl import curl_get
+from tests.bench.harness.meter import Meter, drop_caches
+from tests.bench.harness.mounts import USER, Mounter, PortalfsMounter, RcloneMounter
+from tests.bench.harness.report import (
+    CpuPanel,
+    collect_targets,
+    describe_machine,
+    draw_chart,
+    print_load,
+    print_targets,
+    save_results,
+    table,
+    workload_panel,
+)
+from tests.bench.harness.results import KiB, MB, MiB, Comparison, Run, Workload, expect
+from tests.bench.harness.session import prepare, run_main, work_directory
 from tests.support.portal_process import USERS, PortalProcess, running_portal
 from tests.support.request_log import RequestLog
 
-KiB = 1 << 10
-MiB = 1 << 20
-MB = 1_000_000
-USER = "alice"
 BIG_NAME = "big.bin"
 BIG_WEBDAV_PATH = f"/ServicesPortal/webdav/My%20Files/{BIG_NAME}"
 TREE_NAME = "Tree"
 READ_BUFFER = 1 * MiB
 PAGE = 4 * KiB
 VERIFY_SAMPLES = 64
-RESULTS_DIR = Path(__file__).resolve().with_name("results")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RCLONE_REMOTE = "portal"
-MOUNT_TIMEOUT = 60.0
 TARGETS_TEXT = {
     "cold-vs-curl": "cold sequential >= 0.9x curl",
     "cold-vs-rclone": "cold sequential >= 1.5x rclone",
@@ -114,217 +110,6 @@ TARGETS_TEXT = {
 }
 
 
-# ------------------------------------------------------------------ results
-
-
-@dataclass
-class Run:
-    seconds: float
-    #: what the action counted: bytes for sequential reads, preads, ls entries, files
-    operations: int
-    payload_bytes: int
-    #: CPU seconds of the portal process (None when /proc could not tell)
-    server_cpu: float | None
-    #: CPU seconds of the mount daemon, or of curl (None for a local read)
-    fs_cpu: float | None
-    #: CPU seconds of the reading side: this process (all threads) or a child like ``ls``
-    reader_cpu: float
-    portal_requests: int
-    #: content bytes of WebDAV GETs, as the portal's request log records them
-    portal_content_bytes: int
-    #: bytes the portal read from its store during the run and its tail (/proc/PID/io rchar):
-    #: unlike the log it counts replies the portal never finished logging, and ranges it went
-    #: on reading for a client that had already hung up
-    portal_read_bytes: int | None
-    #: content bytes the mount itself says it downloaded (rclone's rc core/stats; None for portalfs,
-    #: which has no outside counter: there the log and the store reads agree)
-    client_bytes: int | None
-    #: untimed seconds after the action until the portal and the mount were idle again
-    #: (their CPU and the counts above include that tail: work this run caused)
-    tail_seconds: float
-    load_1min: float
-
-
-@dataclass
-class Row:
-    name: str
-    description: str
-    runs: list[Run] = field(default_factory=list)
-
-    def best(self) -> Run:
-        return min(self.runs, key=lambda run: run.seconds)
-
-    def median_seconds(self) -> float:
-        return statistics.median(run.seconds for run in self.runs)
-
-    def median_of(self, pick: Callable[[Run], float | int | None]) -> float | None:
-        values = [value for run in self.runs if (value := pick(run)) is not None]
-        return statistics.median(values) if values else None
-
-    def as_json(self, rate: Callable[[Run], float]) -> dict:
-        best = self.best()
-        return {
-            "name": self.name,
-            "description": self.description,
-            "runs": [vars(run) for run in self.runs],
-            "best_seconds": best.seconds,
-            "median_seconds": self.median_seconds(),
-            "best_rate": rate(best),
-            "median_rate": statistics.median(rate(run) for run in self.runs),
-        }
-
-
-@dataclass
-class Comparison:
-    """``subject`` is ``ratio`` times as fast as ``peer`` (from best runs; same work in both)."""
-
-    subject: str
-    peer: str
-    target: float | None = None
-    target_key: str | None = None
-
-
-@dataclass
-class Workload:
-    key: str
-    title: str
-    unit: str
-    #: CPU columns per 10^9 payload bytes (large transfers) or in plain seconds
-    cpu_per_gb: bool
-    rows: dict[str, Row] = field(default_factory=dict)
-    comparisons: list[Comparison] = field(default_factory=list)
-
-    def row(self, name: str, description: str) -> Row:
-        return self.rows.setdefault(name, Row(name, description))
-
-    def rate(self, run: Run) -> float:
-        if self.unit == "MB/s":
-            return run.payload_bytes / run.seconds / MB
-        return run.operations / run.seconds
-
-    def ratio(self, comparison: Comparison) -> float | None:
-        subject, peer = self.rows.get(comparison.subject), self.rows.get(comparison.peer)
-        if not subject or not peer or not subject.runs or not peer.runs:
-            return None
-        return peer.best().seconds / subject.best().seconds
-
-
-# ------------------------------------------------------------ measuring aids
-
-
-def process_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of ``pid`` so far, from ``/proc`` (Linux only)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_read_bytes(pid: int) -> int | None:
-    """``rchar`` of ``pid``: bytes its ``read``-like calls returned.  The portal receives
-    over sockets with ``recv`` (not counted), so for it this is what it read from its
-    store: blobs (in 1 MiB pieces, only as fast as the client takes them) and SQLite pages."""
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def delta(after: float | int | None, before: float | int | None) -> float | int | None:
-    return after - before if after is not None and before is not None else None
-
-
-@dataclass
-class Meter:
-    """Takes one :class:`Run` of an action against the portal, charging CPU to the right processes."""
-
-    portal: PortalProcess
-    log: RequestLog
-
-    def run(self, action: Callable[[], tuple[int, int]], *, mount: Mount | None = None,
-            child_reader: bool = False, child_fs: bool = False) -> Run:
-        """``action`` returns (operations, payload bytes).  ``child_reader``: the reader is a
-        subprocess (ls); ``child_fs``: the "filesystem" is a subprocess (curl)."""
-        server_pid = self.portal.process.pid
-        fs_pid = mount.pid if mount else None
-        settle([server_pid, fs_pid])  # nothing left over from the previous run competes with this one
-        received_before = mount.received() if mount else None
-        self.log.mark()
-        server_before, read_before = process_cpu_seconds(server_pid), process_read_bytes(server_pid)
-        fs_before = process_cpu_seconds(fs_pid)
-        self_before, children_before = time.process_time(), children_cpu_seconds()
-        started = time.perf_counter()
-        operations, payload = action()
-        seconds = time.perf_counter() - started
-        tail_started = time.perf_counter()
-        settle([server_pid, fs_pid])
-        tail = time.perf_counter() - tail_started
-        children = children_cpu_seconds() - children_before
-        own = time.process_time() - self_before
-        fs_cpu = delta(process_cpu_seconds(fs_pid), fs_before)
-        if child_fs:
-            fs_cpu = children
-        server_cpu = delta(process_cpu_seconds(server_pid), server_before)
-        store_read = delta(process_read_bytes(server_pid), read_before)
-        requests = self.log.since()
-        received = delta(mount.received(), received_before) if mount else None
-        return Run(
-            seconds=seconds,
-            operations=operations,
-            payload_bytes=payload,
-            server_cpu=server_cpu,
-            fs_cpu=fs_cpu,
-            reader_cpu=children if child_reader else own,
-            portal_requests=len(requests),
-            portal_content_bytes=sum(request.bytes for request in requests if request.is_content),
-            portal_read_bytes=int(store_read) if store_read is not None else None,
-            client_bytes=int(received) if received is not None else None,
-            tail_seconds=tail,
-            load_1min=os.getloadavg()[0],
-        )
-
-
-def settle(pids: list[int | None], *, window: float = 0.3, timeout: float = 180.0) -> bool:
-    """Wait until none of ``pids`` used CPU in two windows in a row; False on timeout.
-
-    A client that hangs up on a long range leaves the portal streaming the rest
-    into a closed socket, and the portal logs a request only after its reply is
-    sent: without this, one run's leftovers would slow and be counted in the next.
-    """
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    before = [process_cpu_seconds(pid) for pid in pids]
-    while quiet < 2:
-        if time.monotonic() > deadline:
-            print(f"    (processes {pids} still busy after {timeout:.0f} s; going on)", flush=True)
-            return False
-        time.sleep(window)
-        after = [process_cpu_seconds(pid) for pid in pids]
-        busy = any(a is not None and b is not None and a - b > 0.015 for a, b in zip(after, before, strict=True))
-        quiet = 0 if busy else quiet + 1
-        before = after
-    return True
-
-
-def drop_caches() -> bool:
-    """Write back and drop the kernel's page, dentry and inode caches (root only)."""
-    os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------ the store
@@ -376,102 +161,6 @@ def write_random_blob(store: Store, size: int) -> Path:
     return path
 
 
-# -------------------------------------------------------------------- mounts
-
-
-def no_count() -> int | None:
-    return None
-
-
-@dataclass
-class Mount:
-    root: Path
-    pid: int
-    #: the mount's own running total of downloaded bytes, when it has one
-    received: Callable[[], int | None] = no_count
-
-
-class PortalfsMounter:
-    name = "portalfs"
-
-    def __init__(self, portal: PortalProcess, mountpoint: Path) -> None:
-        self.portal, self.mountpoint = portal, mountpoint
-
-    @contextmanager
-    def mount(self, cache: Path) -> Iterator[Mount]:
-        with mounted(self.portal, self.mountpoint, cache_dir=cache, timeout=MOUNT_TIMEOUT) as running:
-            yield Mount(self.mountpoint, running.process.pid)
-
-
-class RcloneMounter:
-    """``rclone mount`` of alice's ``My Files`` over WebDAV, full VFS cache, in a subprocess."""
-
-    name = "rclone"
-
-    def __init__(self, portal: PortalProcess, mountpoint: Path, work: Path) -> None:
-        self.portal, self.mountpoint = portal, mountpoint
-        self.log_path = work / "rclone.log"
-        self.config = work / "rclone.conf"
-        self.rc_port = free_port()
-        obscured = subprocess.run(["rclone", "obscure", "-"], input=portal.users[USER], capture_output=True,
-                                  text=True, timeout=60, check=True).stdout.strip()
-        self.config.touch(mode=0o600)
-        self.config.write_text(
-            f"[{RCLONE_REMOTE}]\ntype = webdav\nurl = {portal.url}/ServicesPortal/webdav\nvendor = other\n"
-            f"user = {USER}\npass = {obscured}\n"
-        )
-
-    def command(self, cache: Path) -> list[str]:
-        tls = ["--ca-cert", str(self.portal.cert)] if self.portal.cert else ["--no-check-certificate"]
-        return ["rclone", "mount", f"{RCLONE_REMOTE}:My Files", str(self.mountpoint), "--config", str(self.config),
-                *tls, "--cache-dir", str(cache), "--vfs-cache-mode", "full", "--read-only",
-                "--log-file", str(self.log_path), "--log-level", "NOTICE",
-                # the remote-control API on loopback, only to read rclone's own byte count
-                "--rc", "--rc-addr", f"127.0.0.1:{self.rc_port}", "--rc-no-auth"]
-
-    @contextmanager
-    def mount(self, cache: Path) -> Iterator[Mount]:
-        self.mountpoint.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(self.command(cache), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + MOUNT_TIMEOUT
-            while not (is_mounted(self.mountpoint) and (self.mountpoint / BIG_NAME).exists()):
-                if process.poll() is not None:
-                    raise RuntimeError(f"rclone mount exited with {process.returncode}:\n{self._log_tail()}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"rclone mount not ready after {MOUNT_TIMEOUT}s:\n{self._log_tail()}")
-                time.sleep(0.05)
-            yield Mount(self.mountpoint, process.pid, self.downloaded)
-        finally:
-            unmount(self.mountpoint, process)
-
-    def downloaded(self) -> int | None:
-        """Bytes rclone has transferred since it started (``core/stats``)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.rc_port}/core/stats", data=b"{}",
-                                         headers={"content-type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
-                return int(json.load(reply)["bytes"])
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-Mounter = PortalfsMounter | RcloneMounter
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # ------------------------------------------------------------------- readers
 
 
@@ -481,18 +170,6 @@ def read_sequential(path: Path) -> tuple[int, int]:
     with open(path, "rb", buffering=0) as source:
         while count := source.readinto(buffer):
             moved += count
-    return moved, moved
-
-
-def curl_get(portal: PortalProcess, path: str) -> tuple[int, int]:
-    result = subprocess.run(
-        ["curl", "-s", "-S", "-f", "-o", "/dev/null", "-w", "%{size_download}", "-u", f"{USER}:{portal.users[USER]}",
-         *(["--cacert", str(portal.cert)] if portal.cert else ["-k"]), portal.url + path],
-        capture_output=True, text=True, timeout=900, check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"curl failed ({result.returncode}): {result.stderr.strip()}")
-    moved = int(result.stdout.strip())
     return moved, moved
 
 
@@ -555,12 +232,6 @@ def check_tree_sample(root: Path, folders: int, files: int, file_size: int, rng:
         folder, index = rng.randrange(folders), rng.randrange(files)
         if tree_path(root, folder, index).read_bytes() != tree_content(folder, index, file_size):
             raise RuntimeError(f"{what}: {tree_path(root, folder, index)} has the wrong content")
-
-
-def expect(run: Run, operations: int, what: str) -> Run:
-    if run.operations != operations:
-        raise RuntimeError(f"{what}: counted {run.operations}, expected {operations}")
-    return run
 
 
 # --------------------------------------------------------------------- phases
@@ -708,146 +379,7 @@ def make_workloads(args: argparse.Namespace, can_drop: bool) -> dict[str, Worklo
     return {w.key: w for phase in args.phases for w in chosen[phase]}
 
 
-# -------------------------------------------------------------------- report
-
-
-def format_cpu(value: float | None, run_bytes: int, per_gb: bool) -> str:
-    if value is None:
-        return "-"
-    return f"{value / (run_bytes / 1e9):.2f}" if per_gb and run_bytes else f"{value:.2f}"
-
-
-def table(workload: Workload) -> str:
-    cpu = "s/GB" if workload.cpu_per_gb else "s"
-    runs = max(len(row.runs) for row in workload.rows.values())
-    lines = [f"{workload.title} (best of {runs})",
-             f"{'row':<14} {'best s':>8} {'median s':>9} {'best ' + workload.unit:>13} {'median':>9} "
-             f"{'req':>6} {'log MB':>8} {'store MB':>8} {'client MB':>9} "
-             f"{'srv ' + cpu:>9} {'fs ' + cpu:>8} {'rd ' + cpu:>8}"]
-    for row in workload.rows.values():
-        best = row.best()
-        median_rate = statistics.median(workload.rate(run) for run in row.runs)
-        requests = row.median_of(lambda run: run.portal_requests) or 0
-        content = row.median_of(lambda run: run.portal_content_bytes) or 0
-        store_read = row.median_of(lambda run: run.portal_read_bytes)
-        received = row.median_of(lambda run: run.client_bytes)
-        payload = best.payload_bytes
-        lines.append(
-            f"{row.name:<14} {best.seconds:>8.2f} {row.median_seconds():>9.2f} {workload.rate(best):>13.1f} "
-            f"{median_rate:>9.1f} {requests:>6.0f} {content / MB:>8.1f} "
-            f"{'-' if store_read is None else f'{store_read / MB:.1f}':>8} "
-            f"{'-' if received is None else f'{received / MB:.1f}':>9} "
-            f"{format_cpu(row.median_of(lambda run: run.server_cpu), payload, workload.cpu_per_gb):>9} "
-            f"{format_cpu(row.median_of(lambda run: run.fs_cpu), payload, workload.cpu_per_gb):>8} "
-            f"{format_cpu(row.median_of(lambda run: run.reader_cpu), payload, workload.cpu_per_gb):>8}"
-        )
-    for comparison in workload.comparisons:
-        ratio = workload.ratio(comparison)
-        if ratio is None:
-            continue
-        verdict = ""
-        if comparison.target is not None:
-            verdict = f"   target >= {comparison.target:g}x: {'met' if ratio >= comparison.target else 'NOT MET'}"
-        lines.append(f"  {comparison.subject} / {comparison.peer}: {ratio:.2f}x{verdict}")
-    return "\n".join(lines)
-
-
-def draw_chart(workloads: list[Workload], out: Path, subtitle: str) -> bool:
-    """Bar charts of "portalfs is x times as fast as ..." per workload (log scale: ratios
-    multiply), and the CPU cost per GB of the cold sequential rows; False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter, LogLocator
-    except ImportError:
-        return False
-    shown = [w for w in workloads if any(w.ratio(c) is not None for c in w.comparisons)]
-    sequential = next((w for w in workloads if w.key == "sequential" and w.rows), None)
-    panels = len(shown) + (sequential is not None)
-    if not panels:
-        return False
-    columns = min(3, panels)
-    rows = -(-panels // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5.4 * columns, 4.4 * rows), squeeze=False)
-    for axis in axes.flat[panels:]:
-        axis.set_visible(False)
-    times = FuncFormatter(lambda value, _: f"{value:g}x")
-    for axis, workload in zip(axes.flat, shown, strict=False):
-        compared = [(c, r) for c in workload.comparisons if (r := workload.ratio(c)) is not None]
-        values = [r for _, r in compared]
-        colours = ["tab:gray" if c.target is None else "tab:green" if r >= c.target else "tab:red" for c, r in compared]
-        bars = axis.bar(range(len(values)), values, color=colours)
-        axis.set_xticks(range(len(values)), [f"{c.subject}\n÷ {c.peer}" for c, _ in compared], fontsize=8)
-        axis.set_yscale("log")
-        axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.yaxis.set_major_formatter(times)
-        axis.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
-        axis.axhline(1.0, color="black", linewidth=0.8)
-        targets = [c.target for c, _ in compared if c.target is not None]
-        low, high = min([*values, *targets, 1.0]), max([*values, *targets, 1.0])
-        axis.set_ylim(low / 2, high * 2)
-        for index, (comparison, _) in enumerate(compared):
-            if comparison.target is not None:
-                axis.hlines(comparison.target, index - 0.45, index + 0.45, colors="black", linestyles="dashed")
-        for bar, value in zip(bars, values, strict=True):
-            axis.annotate(f"{value:.2f}x", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                          fontsize=8)
-        axis.set_title(workload.title, fontsize=9)
-        axis.set_ylabel("portalfs is x times as fast (best runs)", fontsize=8)
-    if sequential is not None:
-        axis = axes.flat[len(shown)]
-        names = [name for name in ("curl", "portalfs-cold", "rclone-cold") if name in sequential.rows]
-        bottom = [0.0] * len(names)
-        for part, pick in (("portal", lambda run: run.server_cpu), ("mount daemon / curl", lambda run: run.fs_cpu),
-                           ("reader", lambda run: run.reader_cpu)):
-            heights = []
-            for name in names:
-                row = sequential.rows[name]
-                heights.append((row.median_of(pick) or 0.0) / (row.best().payload_bytes / 1e9))
-            axis.bar(names, heights, bottom=bottom, label=part)
-            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-        axis.set_ylabel("CPU seconds per GB (medians)", fontsize=8)
-        axis.set_title("CPU cost of the cold sequential read", fontsize=9)
-        axis.legend(fontsize=8)
-    figure.suptitle(f"portalfs mount reads against peers measured in the same run; {subtitle}\n"
-                    "green/red: target (dashed line) met/not met; gray: no target", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return True
-
-
-def describe_machine() -> dict:
-    def first_line(command: list[str]) -> str:
-        try:
-            return subprocess.run(command, capture_output=True, text=True, check=False).stdout.split("\n")[0]
-        except OSError:
-            return "missing"
-
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT,
-                            check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "portal", "vfs", "cache", "mount", "wire"],
-                           capture_output=True, text=True, cwd=REPO_ROOT, check=False).stdout.strip()
-    return {
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "curl": first_line(["curl", "--version"]),
-        "rclone": first_line(["rclone", "version"]),
-        "git_commit": commit,
-        "product_tree_dirty": bool(dirty),
-    }
-
-
 # ---------------------------------------------------------------------- main
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, through every unmount and the clean-up in :func:`main`."""
-    raise KeyboardInterrupt
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -877,18 +409,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    for tool in ("rclone", "curl", "fusermount3"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (./dev setup installs it)")
-
+    prepare(["rclone", "curl", "fusermount3"])
     load_before = os.getloadavg()
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="portalfs-bench-mount-", dir=args.tmp))
-    mountpoints = [work / "mnt-portalfs", work / "mnt-rclone"]
-    try:
+    with work_directory("portalfs-bench-mount-", args.tmp, ["mnt-portalfs", "mnt-rclone"], keep=args.keep) as work:
         print(f"building the store in {work}: {args.size_mib} MiB file, "
               f"{args.tree_folders * args.tree_files} small files", flush=True)
         blob = build_store(work / "portal", args.size_mib * MiB, args.tree_folders, args.tree_files,
@@ -897,9 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         workloads = make_workloads(args, can_drop)
         with running_portal(work / "portal") as portal:
             print(f"portal {portal.url} (pid {portal.process.pid})", flush=True)
-            bench = Bench(args, work, portal, blob, Meter(portal, RequestLog(portal)),
-                          [PortalfsMounter(portal, mountpoints[0]), RcloneMounter(portal, mountpoints[1], work)],
-                          workloads, can_drop)
+            mounters: list[Mounter] = [PortalfsMounter(portal, work / "mnt-portalfs"),
+                                       RcloneMounter(portal, work / "mnt-rclone", work, ready_name=BIG_NAME)]
+            bench = Bench(args, work, portal, blob, Meter(portal, RequestLog(portal)), mounters, workloads, can_drop)
             phases = {"sequential": bench.sequential_round, "random": bench.random_round, "tree": bench.tree_round}
             failure = None
             try:
@@ -922,17 +446,9 @@ def main(argv: list[str] | None = None) -> int:
               "store MB = what the portal read from its store (rchar; it reads ahead of a client that hangs up); "
               "client MB = what rclone says it downloaded (rc core/stats).\nCPU: srv = the portal, "
               "fs = the mount daemon (curl for the curl row), rd = the reader.  MB = 10^6 bytes.")
-        print(f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs"
-              " (a load above the CPU count means other work competed with this run)")
-        targets = {}
-        for workload in workloads.values():
-            for comparison in workload.comparisons:
-                if comparison.target_key and (ratio := workload.ratio(comparison)) is not None:
-                    targets[comparison.target_key] = {"text": TARGETS_TEXT[comparison.target_key], "ratio": ratio,
-                                                      "target": comparison.target, "met": ratio >= comparison.target}
-        print("\ntargets:")
-        for target in targets.values():
-            print(f"  {target['text']:<62} {target['ratio']:7.2f}x  {'met' if target['met'] else 'NOT MET'}")
+        print_load(load_before[0], load_after[0])
+        targets = collect_targets(workloads.values(), TARGETS_TEXT)
+        print_targets(targets)
         report = {
             "benchmark": "mount_read",
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -942,45 +458,23 @@ def main(argv: list[str] | None = None) -> int:
             "machine": describe_machine(),
             "load_average_1min": {"before": load_before[0], "after": load_after[0]},
             "elapsed_seconds": time.monotonic() - started,
-            "workloads": {
-                w.key: {
-                    "title": w.title, "unit": w.unit,
-                    "rows": [row.as_json(w.rate) for row in w.rows.values()],
-                    "ratios": [{"subject": c.subject, "peer": c.peer, "ratio": w.ratio(c), "target": c.target}
-                               for c in w.comparisons],
-                } for w in workloads.values()
-            },
+            "workloads": {w.key: w.as_json() for w in workloads.values()},
             "targets": targets,
             "error": failure,
         }
         if not args.no_save:
-            RESULTS_DIR.mkdir(exist_ok=True)
-            stem = RESULTS_DIR / f"mount_read-{time.strftime('%Y%m%d-%H%M%S')}"
-            stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-            print(f"\nresults written to {stem.with_suffix('.json').relative_to(REPO_ROOT)}")
             subtitle = (f"{args.size_mib} MiB file, best of {args.repeats}, load {load_before[0]:.1f}->"
                         f"{load_after[0]:.1f} on {os.cpu_count()} CPUs")
-            if draw_chart(list(workloads.values()), stem.with_suffix(".png"), subtitle):
-                print(f"chart written to {stem.with_suffix('.png').relative_to(REPO_ROOT)}")
-            else:
-                print("no chart: matplotlib is missing (./dev bench installs requirements-bench.txt)")
+            sequential = workloads.get("sequential")
+            cpu = None if sequential is None else CpuPanel(
+                "CPU cost of the cold sequential read", sequential, ["curl", "portalfs-cold", "rclone-cold"],
+                [("portal", lambda run: run.server_cpu), ("mount daemon / curl", lambda run: run.fs_cpu),
+                 ("reader", lambda run: run.reader_cpu)])
+            save_results("mount_read", report, lambda out: draw_chart(
+                [workload_panel(w) for w in workloads.values()], out,
+                "portalfs mount reads against peers measured in the same run", subtitle, cpu))
         return 0 if failure is None else 1
-    finally:
-        for mountpoint in mountpoints:  # belt and braces: never delete through a live mount
-            if is_mounted(mountpoint):
-                unmount(mountpoint)
-        if any(is_mounted(mountpoint) for mountpoint in mountpoints):
-            print(f"warning: a mount is still up; left {work} in place", file=sys.stderr)
-        elif args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    try:
-        status = main()
-    except KeyboardInterrupt:
-        print("interrupted; mounts taken down, portal stopped, temporary files removed", file=sys.stderr)
-        status = 130
-    sys.exit(status)
+    run_main(main)
