@@ -13,6 +13,13 @@ ordinary name — LibreOffice writes ``lu123.tmp`` and renames it over the
 document — makes it an ordinary pending upload.  ``fsync`` of an excluded
 file makes it durable locally and returns without waiting for the portal.
 
+SQLite's side files are local-only too: the database file itself is
+uploaded whenever it is fsynced, i.e. at the end of each transaction (rollback
+mode) or checkpoint (WAL mode), and such a snapshot is consistent on its own;
+the journal or log only matters to processes on this machine, where it stays
+durable.  Uploading them would send every transaction twice and fill the
+portal's recycle bin with deleted journals.
+
 Patterns are shell globs (``fnmatch``, case-sensitive) matched against the
 name only, not the path.
 """
@@ -31,6 +38,7 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".#*",  # emacs lock links
     ".goutputstream-*",  # GLib's atomic-replace temporaries
     "*.tmp",  # temporary files of many applications
+    "*-journal", "*-wal", "*-shm",  # sqlite's rollback journal, write-ahead log, shared-memory index
 )
 
 

@@ -462,13 +462,13 @@ class Reading:
         """Hook: the listing entries to show (the write side hides files deleted while open)."""
         return entries
 
-    async def _read_staged(self, record_id: int, offset: int, size: int) -> bytes:
+    async def _read_staged(self, node: Node, record_id: int, offset: int, size: int) -> bytes:
         raise VfsError(errno.EIO, "no staging area")
 
     async def _read(self, opened: _FileHandle, offset: int, size: int) -> bytes:
         record_id = staged_record_id(opened.node.entry)
         if record_id is not None:  # written here: the local content, whoever opened it when
-            return await self._read_staged(record_id, offset, size)
+            return await self._read_staged(opened.node, record_id, offset, size)
         entry = opened.entry
         key = ObjectKey(entry.object_id, entry.version, entry.size)
 

@@ -110,6 +110,8 @@ class UploadQueue:
         self._busy: dict[int, _InFlight] = {}
         self._writers: collections.Counter[int] = collections.Counter()
         self._waiters: dict[int, list[_Waiter]] = collections.defaultdict(list)
+        #: records uploaded while open for writing: (generation uploaded, the portal's entry)
+        self._clean: dict[int, tuple[int, RemoteEntry]] = {}
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.uploaded_count = 0
@@ -160,6 +162,7 @@ class UploadQueue:
     async def cancel(self, record_id: int) -> None:
         """Stop any upload of the record and forget it (it was deleted or replaced locally)."""
         self._due.pop(record_id, None)
+        self._clean.pop(record_id, None)
         running = self._busy.get(record_id)
         if running is not None:
             running.scope.cancel()
@@ -249,6 +252,11 @@ class UploadQueue:
         if record.state != "pending" or self.local_only(record):
             self._wake_waiters(record.id, None)
             return
+        clean = self._clean.get(record.id)
+        if clean is not None and clean[0] == record.generation:
+            with trio.CancelScope(shield=True):
+                await self._drop_uploaded(record, clean[1])
+            return
         try:
             record = await self._store.update(record.id, state="uploading")
             record = await self._adopt_donor(record)
@@ -304,10 +312,18 @@ class UploadQueue:
             except KeyError:
                 self._wake_waiters(record.id, None)
                 return
-            if now.generation == record.generation and not conflict:
-                self._listener.uploaded(now, entry, finished=True)
-                await self._store.discard(record.id)
+            if now.generation == record.generation and not conflict and self._writers.get(record.id):
+                # fsync'ed while still open for writing (sqlite, git): keep the staged copy, now
+                # based on this version, so the next write needs no download; unchanged at its
+                # close, it is dropped without another upload.
+                now = await self._store.update(record.id, object_id=entry.object_id, base_version=entry.version,
+                                               base_size=entry.size, attempts=0, last_error=None)
+                self._clean[record.id] = (now.generation, entry)
+                self._listener.uploaded(now, entry, finished=False)
                 self._wake_waiters(record.id, None)
+                return
+            if now.generation == record.generation and not conflict:
+                await self._drop_uploaded(now, entry)
                 return
             if conflict:
                 # The local content is safe in the conflict copy; the record is done with.
@@ -321,6 +337,13 @@ class UploadQueue:
                                            attempts=0, last_error=None)
             self._listener.uploaded(now, entry, finished=False)
             self.schedule(now)
+
+    async def _drop_uploaded(self, record: StagedFile, entry: RemoteEntry) -> None:
+        """The portal has exactly this content: the staged copy is done with."""
+        self._clean.pop(record.id, None)
+        self._listener.uploaded(record, entry, finished=True)
+        await self._store.discard(record.id, durable=False)  # if this is lost, the content check adopts it
+        self._wake_waiters(record.id, None)
 
     async def _back_to_pending(self, record: StagedFile, error: Exception | None, *, reschedule: bool = True) -> None:
         with trio.CancelScope(shield=True):

@@ -139,10 +139,8 @@ class Writing(Reading):
     async def _stage(self, node: Node, *, truncate: bool = False) -> StagedFile:
         """The node's staged copy, made now if it has none (one per file, however many handles)."""
         async with self._stage_lock:
-            record_id = staged_record_id(node.entry)
-            if record_id is not None and self.overlay.get(record_id) is not None:
-                record = self.overlay.get(record_id)
-                assert record is not None
+            record = self._live_record(staged_record_id(node.entry), node)
+            if record is not None:
                 if truncate and record.size:
                     with local_disk_errors(f"truncate {node.name}"):
                         await self.store.truncate(record.id, 0, self._base_fetch(record))
@@ -159,8 +157,12 @@ class Writing(Reading):
 
     def _track(self, node: Node, record: StagedFile) -> None:
         """Show ``record`` as ``node`` from now on."""
-        self.overlay.put(record)
         entry = entry_of(record)
+        if node.detached:  # unlinked while open: written on, never shown or uploaded
+            node.orphan_record = record.id
+            node.entry = entry
+            return
+        self.overlay.put(record)
         if node.key != entry.object_id:
             self.inodes.rekey(node, entry.object_id)
         if node.cached_version == (node.entry.version if node.entry else None):
@@ -169,17 +171,32 @@ class Writing(Reading):
 
     def _refresh(self, node: Node | None, record_id: int) -> StagedFile:
         record = self.store.get(record_id)
-        self.overlay.put(record)
+        self._show(node, record)
+        return record
+
+    def _show(self, node: Node | None, record: StagedFile) -> None:
+        """Let the overlay and the node show ``record`` (an orphan — unlinked, still open — stays hidden)."""
+        if node is None or node.orphan_record != record.id:
+            self.overlay.put(record)
         if node is not None:
             node.entry = entry_of(record)
+
+    def _live_record(self, record_id: int | None, node: Node) -> StagedFile | None:
+        """The record if it is still staged: shown in the overlay, or the node's orphan."""
+        if record_id is None:
+            return None
+        record = self.overlay.get(record_id)
+        if record is None and node.orphan_record == record_id:
+            try:
+                record = self.store.get(record_id)
+            except KeyError:
+                return None
         return record
 
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
         with local_disk_errors("save"):
             record = await self.store.commit(record_id, state="pending")  # a new change: a new attempt, even after a refusal
-        self.overlay.put(record)
-        if node is not None:
-            node.entry = entry_of(record)
+        self._show(node, record)
         return record
 
 
@@ -239,8 +256,8 @@ class Writing(Reading):
 
     # ------------------------------------------------------------ content
 
-    async def _read_staged(self, record_id: int, offset: int, size: int) -> bytes:
-        record = self.overlay.get(record_id)
+    async def _read_staged(self, node: Node, record_id: int, offset: int, size: int) -> bytes:
+        record = self._live_record(record_id, node)
         if record is None:
             raise VfsError(errno.ESTALE, "the staged copy was uploaded meanwhile")
         with local_disk_errors("read"):
@@ -249,7 +266,7 @@ class Writing(Reading):
     @bounded
     async def write(self, handle: int, offset: int, data: bytes) -> int:
         opened, record_id = await self._ensure_staged(handle)
-        record = self.overlay.get(record_id)
+        record = self._live_record(record_id, opened.node)
         assert record is not None
         if opened.append:
             offset = record.size
@@ -267,7 +284,7 @@ class Writing(Reading):
             raise VfsError(errno.EBADF)
         if not opened.writable:
             raise VfsError(errno.EBADF, "not open for writing")
-        if opened.record_id is None or self.overlay.get(opened.record_id) is None:
+        if self._live_record(opened.record_id, opened.node) is None:
             assert self.uploads is not None
             if opened.record_id is not None:
                 self.uploads.unhold(opened.record_id)
@@ -289,6 +306,8 @@ class Writing(Reading):
         """Commit what is staged for the handle's file (if anything changed) and queue it."""
         assert self.uploads is not None
         record_id = opened.record_id
+        if opened.node.orphan_record is not None and opened.node.orphan_record == record_id:
+            return None  # unlinked: discarded at its last close, never uploaded
         if record_id is None or self.overlay.get(record_id) is None:
             record_id = staged_record_id(opened.node.entry)  # staged through another handle
         record = self.overlay.get(record_id) if record_id is not None else None
