@@ -174,7 +174,7 @@ def draw_chart(panels: list[Panel], out: Path, headline: str, subtitle: str, cpu
         return False
     columns = min(3, count)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5.4 * columns, 4.4 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(max(5.4 * columns, 9.0), 4.4 * rows), squeeze=False)
     for axis in axes.flat[count:]:
         axis.set_visible(False)
     times = FuncFormatter(lambda value, _: f"{value:g}x")
