@@ -66,6 +66,8 @@ log = logging.getLogger("vfs.uploads")
 
 MAX_BACKOFF = 300.0
 COMPARE_CHUNK = 1 << 20
+#: bytes read from the staging area per step of an upload: fewer, larger sends cost less CPU
+UPLOAD_CHUNK = 4 << 20
 
 
 class UploadListener(Protocol):
@@ -297,7 +299,7 @@ class UploadQueue:
 
         async def stream() -> AsyncIterator[bytes]:
             flight.sent = 0
-            async for chunk in self._store.content(record.id, fetch):
+            async for chunk in self._store.content(record.id, fetch, chunk=UPLOAD_CHUNK):
                 flight.sent += len(chunk)
                 yield chunk
 
