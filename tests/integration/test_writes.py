@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import portal_http
 from tests.support.mount_process import MountProcess, mounted
 from tests.support.portal_process import PortalProcess, running_portal
 from tests.support.portal_view import PortalView, portal_view
@@ -342,6 +343,30 @@ def test_a_partial_rewrite_of_a_large_portal_file_fetches_only_the_block_it_chan
             view.wait_for(lambda: sha256(view.read("big.bin")) == expected, timeout=60, what="the rewritten big.bin")
         assert view.file_id("big.bin") == file_id
     assert before_upload <= 2 * MiB, f"{before_upload} bytes fetched to change 4 KiB"
+
+
+@pytest.mark.xfail(reason="product bug: the base fetch of the upload fails with VfsError (not a BackendError), "
+                          "which escapes UploadQueue._upload and ends the daemon", strict=True)
+def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mount_serving(
+        portal: PortalProcess, tmp_path: Path) -> None:
+    """The edit cannot be completed from a base that is gone; the mount must survive and say so, not exit."""
+    with portal_view(portal) as view:
+        portal_http.put(view.http, portal, view.full("vanishing.bin"), random.Random(4).randbytes(3 * MiB))
+        with mounted(portal, tmp_path / "mnt", options=[QUICK_UPLOADS]) as mount:
+            fd = os.open(mount.mountpoint / "vanishing.bin", os.O_RDWR)
+            try:
+                assert os.pwrite(fd, b"Z", MiB) == 1  # stages the one block it touches, nothing else
+                deleted = view.http.request("DELETE", portal_http.webdav_url(view.full("vanishing.bin")))
+                assert deleted.status_code == 204
+            finally:
+                os.close(fd)  # the upload may start now, and finds its base gone
+            view.wait_for(lambda: "deleted on the portal meanwhile" in mount.log(), timeout=15,
+                          what="the upload of the edit")
+            (mount.mountpoint / "after.txt").write_bytes(b"still serving")
+            view.wait_for(lambda: mount.process.poll() is not None or view.read("after.txt") == b"still serving",
+                          timeout=15, what="a later upload")
+            assert mount.process.poll() is None, f"the mount exited:\n{mount.log()}"
+            assert "Traceback" not in mount.log()
 
 
 # ---------------------------------------------------------------- folders
