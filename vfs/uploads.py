@@ -277,6 +277,12 @@ class UploadQueue:
             await self._back_to_pending(record, exc)
             return
         except BackendError as exc:
+            # Refused, or the version the edit was based on is gone from the portal (the
+            # unchanged parts can no longer be read): keep it for a person to decide.
+            await self._hold(record, exc)
+            return
+        except Exception as exc:  # a bug must cost this upload, never the mount
+            log.exception("upload of %s failed unexpectedly", "/".join(record.path))
             await self._hold(record, exc)
             return
         except BaseException:
@@ -365,17 +371,18 @@ class UploadQueue:
         elif reschedule:
             self.schedule(record, delay=0 if self._waiters.get(record.id) else None)
 
-    async def _hold(self, record: StagedFile, error: BackendError) -> None:
+    async def _hold(self, record: StagedFile, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}"
         log.error("upload of %s refused: %s; kept locally (portalfs status)", "/".join(record.path), error)
         self._note_error(f"upload of {'/'.join(record.path)} refused: {error}")
         with trio.CancelScope(shield=True):
             try:
+                code = errno_of(error) if isinstance(error, BackendError) else errno.EIO
                 record = await self._store.update(record.id, state="held", last_error=message,
-                                                  meta={**record.meta, "held_errno": str(errno_of(error))})
+                                                  meta={**record.meta, "held_errno": str(code)})
             except KeyError:
                 pass
-        self._wake_waiters(record.id, VfsError(errno_of(error), message))
+        self._wake_waiters(record.id, VfsError(_held_errno(record), message))
 
     def _note_error(self, message: str) -> None:
         self.errors.append({"when": time.time(), "message": message})

@@ -65,9 +65,11 @@ class WriteBack:
 
 @contextmanager
 def local_disk_errors(what: str) -> Iterator[None]:
-    """The staging area's failures as errnos: a full disk is ENOSPC, a damaged record EIO."""
+    """The staging area's failures as errnos: a full disk is ENOSPC, a damaged record EIO;
+    a failed fetch of the base version (the portal's) as :func:`backend_errors` maps it."""
     try:
-        yield
+        with backend_errors(what):
+            yield
     except VfsError:
         raise
     except KeyError as exc:
@@ -131,8 +133,8 @@ class Writing(Reading):
             return await self.backend.read(dataclasses.replace(base, path=path), start, length)
 
         async def fetch(offset: int, length: int) -> bytes:
-            with backend_errors(f"read {'/'.join(record.path)}"):
-                    return await self.cache.read(key, offset, length, fetch_range)
+            # Backend errors pass as they are: the upload queue decides on them, FUSE callers map them.
+            return await self.cache.read(key, offset, length, fetch_range)
 
         return fetch
 

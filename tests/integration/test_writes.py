@@ -25,6 +25,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import random
 import re
@@ -345,8 +346,6 @@ def test_a_partial_rewrite_of_a_large_portal_file_fetches_only_the_block_it_chan
     assert before_upload <= 2 * MiB, f"{before_upload} bytes fetched to change 4 KiB"
 
 
-@pytest.mark.xfail(reason="product bug: the base fetch of the upload fails with VfsError (not a BackendError), "
-                          "which escapes UploadQueue._upload and ends the daemon", strict=True)
 def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mount_serving(
         portal: PortalProcess, tmp_path: Path) -> None:
     """The edit cannot be completed from a base that is gone; the mount must survive and say so, not exit."""
@@ -367,6 +366,11 @@ def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mou
                           timeout=15, what="a later upload")
             assert mount.process.poll() is None, f"the mount exited:\n{mount.log()}"
             assert "Traceback" not in mount.log()
+            status = json.loads(subprocess.run([sys.executable, "-m", "mount.cli", "status", "--json",
+                                                str(mount.mountpoint)], capture_output=True, text=True,
+                                               check=True).stdout)
+            (held,) = [item for item in status["uploads"]["pending"] if item["path"] == "vanishing.bin"]
+            assert held["state"] == "held" and "NotFound" in held["last_error"], "kept, and said why"
 
 
 # ---------------------------------------------------------------- folders
