@@ -120,6 +120,8 @@ async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = 
 async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: tuple[str, ...],
                            on_ready: Callable[[], None] | None) -> None:
     operations = PortalOperations(fs)
+    fs.invalidate_entry = lambda folder, name: pyfuse3.invalidate_entry_async(folder, os.fsencode(name),
+                                                                              ignore_enoent=True)
     serving, draining = trio.CancelScope(), trio.CancelScope()
     async with trio.open_nursery() as services:
         if fs.uploads is not None:

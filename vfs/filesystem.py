@@ -360,7 +360,14 @@ class Filesystem(Writing):
         absolute = self._absolute(path)
         with backend_errors(f"undelete {'/'.join(path)}"):
             await self.writable_backend.undelete(absolute)
+        self._appeared(absolute)
+
+    def _appeared(self, path: Path) -> None:
+        """A name appeared on the portal behind the kernel's back: forget what we and it cached."""
         self.listings.clear()
+        parent = self._parent_of_path(path)
+        if parent is not None:
+            self.invalidate_entry(parent.inode, path[-1])
 
     async def list_deleted(self, path: Path) -> list[dict[str, Any]]:
         self._require_writes()
@@ -372,7 +379,7 @@ class Filesystem(Writing):
         self._require_writes()
         with backend_errors(f"copy {'/'.join(source)}"):
             await self.writable_backend.copy(self._absolute(source), self._absolute(target))
-        self.listings.clear()
+        self._appeared(self._absolute(target))
 
     def skip_drain(self) -> None:
         self.drain_on_exit = False

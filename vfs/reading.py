@@ -159,6 +159,9 @@ class Reading:
         self._handle_numbers = itertools.count(1)
         self.overlay = Overlay()
         self.mtimes: MtimeStore | None = None
+        #: tell the kernel to drop its cached answer for (folder inode, name): set by the mount
+        #: layer, used when a name appears or goes without the kernel asking (undelete, copy)
+        self.invalidate_entry: Callable[[int, str], None] = lambda folder, name: None
 
     # ----------------------------------------------------------- attributes
 

@@ -65,6 +65,9 @@ from vfs.exclusions import Exclusions
 log = logging.getLogger("vfs.uploads")
 
 MAX_BACKOFF = 300.0
+
+#: staging meta: the base version this record's committed content was uploaded as
+UPLOADED = "uploaded"
 COMPARE_CHUNK = 1 << 20
 #: bytes read from the staging area per step of an upload: fewer, larger sends cost less CPU
 UPLOAD_CHUNK = 4 << 20
@@ -81,6 +84,9 @@ class UploadListener(Protocol):
 
     def conflicted(self, record: StagedFile, entry: RemoteEntry) -> None:
         """``record`` was uploaded as the conflict copy ``entry``; its own path is untouched."""
+
+    def forgotten(self, record: StagedFile) -> None:
+        """``record`` is gone without news of the portal's copy (ask the portal again)."""
 
 
 @dataclass
@@ -112,8 +118,8 @@ class UploadQueue:
         self._busy: dict[int, _InFlight] = {}
         self._writers: collections.Counter[int] = collections.Counter()
         self._waiters: dict[int, list[_Waiter]] = collections.defaultdict(list)
-        #: records uploaded while open for writing: (generation uploaded, the portal's entry)
-        self._clean: dict[int, tuple[int, RemoteEntry]] = {}
+        #: records uploaded while open for writing, and what the portal said (saves a stat)
+        self._clean: dict[int, RemoteEntry] = {}
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.uploaded_count = 0
@@ -131,8 +137,15 @@ class UploadQueue:
         if record.state != "pending" or self.local_only(record):
             self._due.pop(record.id, None)
             return
+        if delay is None and self._already_uploaded(record):
+            delay = 0  # nothing to send: only the bookkeeping is left
         self._due[record.id] = trio.current_time() + (self.delay if delay is None else delay)
         self._wake.set()
+
+    @staticmethod
+    def _already_uploaded(record: StagedFile) -> bool:
+        """Is the committed content the base version itself (uploaded by an fsync while open)?"""
+        return UPLOADED in record.meta and record.meta[UPLOADED] == record.base_version
 
     def hold(self, record_id: int) -> None:
         """A handle has the file open for writing: do not upload it on a timer."""
@@ -254,10 +267,13 @@ class UploadQueue:
         if record.state != "pending" or self.local_only(record):
             self._wake_waiters(record.id, None)
             return
-        clean = self._clean.get(record.id)
-        if clean is not None and clean[0] == record.generation:
+        if self._already_uploaded(record):
+            try:
+                entry = self._clean.get(record.id) or await self._backend.stat(record.path)
+            except BackendError:
+                entry = None
             with trio.CancelScope(shield=True):
-                await self._drop_uploaded(record, clean[1])
+                await self._drop_uploaded(record, entry)
             return
         try:
             record = await self._store.update(record.id, state="uploading")
@@ -324,9 +340,12 @@ class UploadQueue:
                 # fsync'ed while still open for writing (sqlite, git): keep the staged copy, now
                 # based on this version, so the next write needs no download; unchanged at its
                 # close, it is dropped without another upload.
-                now = await self._store.update(record.id, object_id=entry.object_id, base_version=entry.version,
-                                               base_size=entry.size, attempts=0, last_error=None)
-                self._clean[record.id] = (now.generation, entry)
+                # ``uploaded`` says (durably, for a crash before the close) that the committed
+                # content *is* the base version; the next commit clears it.
+                now = await self._store.update(record.id, state="pending", object_id=entry.object_id,
+                                               base_version=entry.version, base_size=entry.size, attempts=0,
+                                               last_error=None, meta={**now.meta, UPLOADED: entry.version})
+                self._clean[record.id] = entry
                 self._listener.uploaded(now, entry, finished=False)
                 self._wake_waiters(record.id, None)
                 return
@@ -346,10 +365,13 @@ class UploadQueue:
             self._listener.uploaded(now, entry, finished=False)
             self.schedule(now)
 
-    async def _drop_uploaded(self, record: StagedFile, entry: RemoteEntry) -> None:
-        """The portal has exactly this content: the staged copy is done with."""
+    async def _drop_uploaded(self, record: StagedFile, entry: RemoteEntry | None) -> None:
+        """The portal has exactly this content (``entry``, if we know it): the staged copy is done with."""
         self._clean.pop(record.id, None)
-        self._listener.uploaded(record, entry, finished=True)
+        if entry is not None:
+            self._listener.uploaded(record, entry, finished=True)
+        else:
+            self._listener.forgotten(record)
         await self._store.discard(record.id, durable=False)  # if this is lost, the content check adopts it
         self._wake_waiters(record.id, None)
 

@@ -45,7 +45,7 @@ from vfs.exclusions import Exclusions
 from vfs.inodes import Kind, Node
 from vfs.overlay import Overlay, entry_of, identity_of, local_identity
 from vfs.reading import FsConfig, Reading, _FileHandle, bounded, staged_record_id
-from vfs.uploads import UploadQueue
+from vfs.uploads import UPLOADED, UploadQueue
 
 log = logging.getLogger("vfs")
 
@@ -198,6 +198,8 @@ class Writing(Reading):
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
         with local_disk_errors("save"):
             record = await self.store.commit(record_id, state="pending")  # a new change: a new attempt, even after a refusal
+            if UPLOADED in record.meta:  # the content is no longer the version uploaded at an fsync
+                record = await self.store.update(record_id, meta={k: v for k, v in record.meta.items() if k != UPLOADED})
         self._show(node, record)
         return record
 
@@ -338,8 +340,7 @@ class Writing(Reading):
             assert self.uploads is not None
             try:
                 with trio.CancelScope(shield=True):
-                    if opened.dirty:
-                        await self._settle(opened)
+                    await self._settle(opened)  # commits only if dirty; (re)queues it in any case
             finally:
                 self.uploads.unhold(opened.record_id)
         await super().release(handle)
@@ -445,6 +446,17 @@ class Writing(Reading):
         if not donor.deleted:
             self.ghosts.add(donor.path)
         self.overlay.put(record)
+
+    def forgotten(self, record: StagedFile) -> None:
+        """A staged copy dropped without the portal's entry: the node asks the portal next time."""
+        node = self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
+        self.overlay.remove(record.id)
+        if node is not None and staged_record_id(node.entry) == record.id:
+            node.confirmed_at = 0.0
+            node.entry = dataclasses.replace(entry_of(record), version="")  # not staged; revalidated
+        parent = self._parent_of_path(record.path)
+        if parent is not None:
+            self.listings.invalidate(parent.key)
 
     def conflicted(self, record: StagedFile, entry: RemoteEntry) -> None:
         parent = self._parent_of_path(record.path)

@@ -73,9 +73,6 @@ def files_on(view: PortalView) -> dict[str, bytes]:
 FILES = {"notes.txt": b"pending for a while\n", "docs/report.bin": content(1, 300_000)}
 
 
-@pytest.mark.xfail(reason="product bug: after fsync the staged record stays in state 'uploading' for good "
-                          "(vfs/uploads.py _finish, the branch for files still open for writing), so status lists "
-                          "it and unmount never finishes draining", strict=True)
 def test_status_shows_pending_uploads_with_sizes_until_they_are_sent(portal: PortalProcess, tmp_path: Path) -> None:
     with portal_view(portal) as view, mounted(portal, tmp_path / "mnt", options=[HOLD_BACK]) as mount:
         write_files(mount.mountpoint, FILES)
@@ -96,10 +93,6 @@ def test_status_shows_pending_uploads_with_sizes_until_they_are_sent(portal: Por
         assert "Uploads: nothing pending" in succeeds("status", mount.mountpoint)
 
 
-@pytest.mark.xfail(reason="product bug: the kernel's negative entry for the name (from a lookup before the "
-                          "command) is not invalidated, so the restored/copied file stays invisible in the mount for "
-                          "negative_timeout (vfs/filesystem.py undelete/copy only clear the daemon's listings)",
-                   strict=True)
 def test_ls_deleted_and_undelete_bring_back_the_same_file(portal: PortalProcess, tmp_path: Path) -> None:
     put_before_mounting(portal, {"keep.txt": b"do not lose me\n"})
     with portal_view(portal) as view, mounted(portal, tmp_path / "mnt", options=["upload_delay=0.2"]) as mount:
@@ -119,10 +112,6 @@ def test_ls_deleted_and_undelete_bring_back_the_same_file(portal: PortalProcess,
         assert "keep.txt" in os.listdir(mount.mountpoint)
 
 
-@pytest.mark.xfail(reason="product bug: the kernel's negative entry for the name (from a lookup before the "
-                          "command) is not invalidated, so the restored/copied file stays invisible in the mount for "
-                          "negative_timeout (vfs/filesystem.py undelete/copy only clear the daemon's listings)",
-                   strict=True)
 def test_cp_copies_on_the_portal_without_moving_content(portal: PortalProcess, tmp_path: Path) -> None:
     data = content(2, 2 << 20)
     put_before_mounting(portal, {"source.bin": data})

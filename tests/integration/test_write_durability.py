@@ -198,14 +198,7 @@ KILL_POINTS = {
 }
 
 
-FSYNC_KEPT_UPLOADING = pytest.mark.xfail(
-    reason="product bug: a file fsynced while open keeps its journal record in state 'uploading', now based on "
-           "the version just uploaded (vfs/uploads.py _finish), so it is never dropped and a remount uploads the "
-           "same bytes again as a new version", strict=True)
-
-
-@pytest.mark.parametrize("point", [pytest.param(name, marks=FSYNC_KEPT_UPLOADING) if name == "after_fsync" else name
-                                   for name in KILL_POINTS])
+@pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tmp_path: Path) -> None:
     kill_point = KILL_POINTS[point]
     cache = tmp_path / "cache"
