@@ -6,31 +6,63 @@ helpers speak for the kernel: they resolve a path by successive lookups,
 list a folder through opendir/readdir/releasedir and read a whole file
 through open/read/release, so a test reads like what a program would do on
 the mount while still seeing every lookup count and handle.
+
+A *writable* graph (``open_filesystem(..., writes=WriteSettings(...))``) adds
+what the daemon adds for a read-write mount: a staging store and an
+``MtimeStore`` in one directory, a ``WriteBack`` handed to ``Filesystem``,
+and the upload queue's service task running in a nursery for the life of
+the graph.  Leaving the graph cancels the queue the way a ``kill -9`` stops
+it: committed records stay in the staging journal, and a new graph on the
+same staging directory resumes them.  The write helpers (``write_file``,
+``rename``, ``unlink``…) issue the requests the kernel issues for the
+corresponding system calls: ``close()`` is ``flush`` then ``release``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path as FilePath
+from typing import Any
 
-from cache import BlockCache, CacheConfig, open_block_cache
+import trio
+
+from cache import BlockCache, CacheConfig, MtimeStore, StagingStore, open_block_cache, open_staging_store
 from tests.support.portal_process import PortalProcess
 from vfs.attributes import DirEntry, Entry
 from vfs.backends.base import Backend
 from vfs.backends.ctera import CteraBackend, Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
-from vfs.filesystem import Filesystem, FsConfig
+from vfs.errors import VfsError
+from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
+from vfs.filesystem import Filesystem, FsConfig, WriteBack
 from vfs.inodes import ROOT_INODE
+from vfs.uploads import UploadQueue
 
 #: The folder an end user's mount shows at its root (what the daemon picks).
 ROOT = ("My Files",)
 
 #: Small blocks, so a few-kilobyte file already spans several and reads cross block edges.
 SMALL_BLOCKS = CacheConfig(block_size=4096, memory_bytes=4 << 20, max_readahead=1 << 20, fetch_size=256 << 10)
+
+
+#: A new file as ``open(path, O_WRONLY | O_CREAT | O_TRUNC)`` (``>`` in a shell) opens it.
+CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """A writable graph's settings: the daemon's ``-o upload_delay``, ``upload_workers``, ``exclude``."""
+
+    delay: float = 0.2
+    workers: int = 2
+    excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    #: where staged files and kept mtimes live (default: ``staging`` beside the cache directory)
+    staging_dir: FilePath | None = None
 
 
 @dataclass
@@ -41,6 +73,8 @@ class Mounted:
     backend: CteraBackend
     cache: BlockCache
     root_path: tuple[str, ...] = ROOT
+    #: the staging store of a writable graph (None: read-only)
+    store: StagingStore | None = None
 
     async def resolve(self, path: str) -> Entry:
         """Look up each name of ``path`` (relative to the mount root) as the kernel does.
@@ -100,8 +134,109 @@ class Mounted:
             await self.fs.release(opened.handle)
 
 
+    # ------------------------------------------------------------ writing, as the kernel asks
+
+    @property
+    def uploads(self) -> UploadQueue:
+        assert self.fs.uploads is not None, "a read-only graph has no upload queue"
+        return self.fs.uploads
+
+    async def parent_of(self, path: str) -> tuple[int, str]:
+        """The inode of ``path``'s folder (looked up) and its last name."""
+        names = _names(path)
+        assert names, "the root has no parent"
+        parent = await self.inode("/".join(names[:-1])) if len(names) > 1 else ROOT_INODE
+        return parent, names[-1]
+
+    async def exists(self, path: str) -> bool:
+        return (await self.resolve(path)).attributes is not None
+
+    async def open_file(self, path: str, flags: int = os.O_RDONLY) -> int:
+        """``open(path, flags)``: a handle; ``O_CREAT`` makes the file when the name is free."""
+        entry = await self.resolve(path)
+        if entry.attributes is not None:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise VfsError(errno.EEXIST)
+            # the kernel answers O_CREAT and O_EXCL itself once the name exists
+            return (await self.fs.open(entry.attributes.inode, flags & ~(os.O_CREAT | os.O_EXCL))).handle
+        assert flags & os.O_CREAT, f"{path} does not exist"
+        parent, name = await self.parent_of(path)
+        opened, _ = await self.fs.create(parent, name, flags)
+        return opened.handle
+
+    async def close(self, handle: int) -> None:
+        """``close()`` of the last descriptor of an open file: flush, then release."""
+        try:
+            await self.fs.flush(handle)
+        finally:
+            await self.fs.release(handle)
+
+    async def write_file(self, path: str, data: bytes, flags: int = CREATE, *, chunk: int = 128 << 10) -> int:
+        """Open ``path`` with ``flags``, write ``data`` in kernel-sized pieces from offset 0 and close it;
+        its inode."""
+        handle = await self.open_file(path, flags)
+        try:
+            for offset in range(0, len(data), chunk):
+                await self.fs.write(handle, offset, data[offset:offset + chunk])
+        finally:
+            await self.close(handle)
+        return await self.inode(path)
+
+    async def read_file(self, path: str) -> bytes:
+        return await self.read_all(await self.inode(path))
+
+    async def mkdir(self, path: str) -> int:
+        parent, name = await self.parent_of(path)
+        return (await self.fs.mkdir(parent, name)).attributes.inode  # type: ignore[union-attr]
+
+    async def rmdir(self, path: str) -> None:
+        parent, name = await self.parent_of(path)
+        await self.fs.rmdir(parent, name)
+
+    async def unlink(self, path: str) -> None:
+        parent, name = await self.parent_of(path)
+        await self.fs.unlink(parent, name)
+
+    async def rename(self, source: str, target: str, flags: int = 0) -> None:
+        """``renameat2(source, target, flags)``."""
+        parent, name = await self.parent_of(source)
+        new_parent, new_name = await self.parent_of(target)
+        await self.fs.rename(parent, name, new_parent, new_name, flags)
+
+    async def truncate(self, path: str, size: int) -> None:
+        """``truncate(path, size)``: a setattr of the size without a handle."""
+        await self.fs.setattr(await self.inode(path), size=size)
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        """``utimensat(path)`` as ``touch -d`` does it."""
+        await self.fs.setattr(await self.inode(path), mtime=mtime)
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Wait (with a deadline) until the upload queue has nothing left to send."""
+        with trio.fail_after(timeout):
+            await self.uploads.drain()
+
+
 def _names(path: str) -> list[str]:
     return [name for name in path.split("/") if name]
+
+
+async def refused(request: Awaitable[object]) -> int:
+    """The errno ``request`` fails with (it must fail with a ``VfsError``)."""
+    try:
+        await request
+    except VfsError as exc:
+        return exc.errno
+    raise AssertionError("the request succeeded")
+
+
+def open_writable(portal: PortalProcess, tmp_path: FilePath, *, delay: float = 0.2, workers: int = 2,
+                  excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
+                  **options: Any) -> AbstractAsyncContextManager[Mounted]:
+    """A writable graph whose cache and staging area live in ``tmp_path`` (the same ones when opened
+    again with the same ``tmp_path``: a remount)."""
+    settings = WriteSettings(delay=delay, workers=workers, excludes=excludes, staging_dir=tmp_path / "staging")
+    return open_filesystem(portal, tmp_path / "cache", writes=settings, **options)
 
 
 @asynccontextmanager
@@ -115,6 +250,7 @@ async def open_filesystem(
     wrap: Callable[[CteraBackend], Backend] | None = None,
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
+    writes: WriteSettings | None = None,
 ) -> AsyncIterator[Mounted]:
     """A ``Filesystem`` of ``user``'s ``My Files`` on ``portal``; logged out and closed on exit.
 
@@ -123,6 +259,9 @@ async def open_filesystem(
 
     ``wrap`` puts a delegating object between the filesystem and the real
     backend (fault injection: a stall, a count) without replacing the backend.
+
+    ``writes`` makes the graph writable (see the module docstring); without
+    it the filesystem is read-only, as with ``-o ro``.
     """
     extra = {"timeouts": timeouts} if timeouts is not None else {}
     admin = user in portal.admins
@@ -134,6 +273,22 @@ async def open_filesystem(
         root = await backend.stat(root_path)
         async with open_block_cache(dataclasses.replace(cache, disk_dir=cache_dir)) as blocks:
             below = wrap(backend) if wrap is not None else backend
-            fs = Filesystem(below, blocks, config or FsConfig(), root_path, root)
-            yield Mounted(fs, backend, blocks, root_path)
+            if writes is None:
+                fs = Filesystem(below, blocks, config or FsConfig(), root_path, root)
+                yield Mounted(fs, backend, blocks, root_path)
+                return
+            staging = writes.staging_dir or cache_dir.parent / "staging"
+            async with open_staging_store(staging, block_size=cache.block_size) as store:
+                mtimes = await trio.to_thread.run_sync(MtimeStore, staging)
+                try:
+                    write_back = WriteBack(store, mtimes, Exclusions(writes.excludes), delay=writes.delay,
+                                           workers=writes.workers)
+                    fs = Filesystem(below, blocks, config or FsConfig(), root_path, root, write_back)
+                    assert fs.uploads is not None
+                    async with trio.open_nursery() as services:
+                        await services.start(fs.uploads.run)
+                        yield Mounted(fs, backend, blocks, root_path, store)
+                        services.cancel_scope.cancel()
+                finally:
+                    mtimes.close()
 
