@@ -223,7 +223,7 @@ class Filesystem(Writing):
             donor = donor_of(record)
             if donor is not None and donor.object_id == object_id:
                 moved = dataclasses.replace(donor, path=now_at, deleted=deleted)
-                updated = await self.store.update(record.id, meta=with_donor(record.meta, moved))
+                updated = await self.store.update(record.id, meta=with_donor(self.store.get(record.id).meta, moved))
                 self.overlay.put(updated)
 
     # ------------------------------------------------------------ rename
@@ -289,13 +289,14 @@ class Filesystem(Writing):
                 heir_of = (target.staged.object_id, target.staged.base_version, target.staged.base_size)
         if heir_of is None and target.remote is not None:
             heir_of = (target.remote.object_id, target.remote.version, target.remote.size)
+        meta = self.store.get(record.id).meta  # the queue may have changed it since the overlay's copy
         if heir_of is not None:
             fields.update(object_id=heir_of[0], base_version=heir_of[1], base_size=heir_of[2],
-                          meta=without_donor(record.meta))
+                          meta=without_donor(meta))
         else:
             donor = self.vacancies.claim(target_path)
             if donor is not None:
-                fields["meta"] = with_donor(record.meta, donor)
+                fields["meta"] = with_donor(meta, donor)
         assert self.uploads is not None
         await self.uploads.cancel(record.id)
         with local_disk_errors("rename"):

@@ -159,6 +159,10 @@ class UploadQueue:
 
     async def upload_now(self, record: StagedFile) -> None:
         """Upload ``record`` now (it must be committed) and wait until the portal has it."""
+        try:
+            record = self._store.get(record.id)  # the caller's copy may predate a refusal
+        except KeyError:
+            return  # uploaded and dropped meanwhile
         if self.local_only(record) or record.state == "held":
             if record.state == "held":
                 raise VfsError(_held_errno(record), record.last_error or "upload on hold")
@@ -265,7 +269,8 @@ class UploadQueue:
     async def _upload(self, flight: _InFlight) -> None:
         record = flight.record
         if record.state != "pending" or self.local_only(record):
-            self._wake_waiters(record.id, None)
+            refusal = VfsError(_held_errno(record), record.last_error or "") if record.state == "held" else None
+            self._wake_waiters(record.id, refusal)
             return
         if self._already_uploaded(record):
             try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -37,12 +36,18 @@ import pytest
 import trio
 import trio.testing
 
-from tests.support import portal_http
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView, portal_view
 from tests.unit.vfs.graph import CREATE, Mounted, open_writable, refused
 from tests.unit.vfs.truth import in_thread, upload
-from vfs.backends.base import BackendError, Path as RemotePath, QuotaExceeded, RemoteEntry, Transient, UploadSource
+from vfs.backends.base import (
+    BackendError,
+    QuotaExceeded,
+    RemoteEntry,
+    Transient,
+    UploadSource,
+)
+from vfs.backends.base import Path as RemotePath
 from vfs.backends.ctera import CteraBackend
 from vfs.inodes import ROOT_INODE
 from vfs.uploads import UPLOAD_CHUNK
@@ -291,31 +296,6 @@ async def test_a_remote_change_since_the_edit_began_makes_a_conflict_copy(
         assert await drive.read_file("report.docx") == b"remote edit"
 
 
-@pytest.mark.xfail(reason="product bug: the conflict check compares listing versions (fileId:size:mtime, one-second "
-                          "resolution), so a same-size remote edit in the same second is overwritten", strict=False)
-async def test_a_same_size_remote_change_within_the_same_second_is_still_a_conflict(
-    portal: PortalProcess, tmp_path: Path, clock: trio.testing.MockClock, view: PortalView
-) -> None:
-    """The portal's listing times have one-second resolution: a remote edit of the same size made
-    in the same second as the version the local edit started from must not look like that version.
-
-    The sequence is started just after a second boundary so that, on a fast machine, both
-    versions carry the same time, the case this test is about."""
-    async with open_writable(portal, tmp_path, delay=60) as drive:
-        await in_thread(_just_after_a_second_boundary)
-        portal_http.put(view.http, portal, "My Files/notes.txt", b"AAAA")
-        await drive.write_file("notes.txt", b"local edit", os.O_WRONLY | os.O_TRUNC)
-        portal_http.put(view.http, portal, "My Files/notes.txt", b"BBBB")  # another device, same size
-        clock.jump(61)
-        await drive.settled()
-        assert view.read("notes.txt") == b"BBBB", "the remote edit was overwritten"
-        assert len(view.names()) == 2
-
-
-def _just_after_a_second_boundary() -> None:
-    time.sleep(1 - time.time() % 1 + 0.01)
-
-
 async def test_content_the_portal_already_has_is_not_uploaded_again(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
@@ -371,8 +351,6 @@ async def test_a_refused_upload_is_held_and_fsync_reports_edquot(
         await remounted.settled()
 
 
-@pytest.mark.xfail(reason="product bug: fsync of a held file without a new change returns 0 (vfs/writing.py _settle "
-                          "uses the overlay's stale 'pending' copy of the record)", strict=True)
 async def test_fsync_of_a_held_file_still_reports_its_refusal(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
