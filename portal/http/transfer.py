@@ -169,7 +169,7 @@ class _Form:
     current_is_file: bool = False
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
-    disposition: str = ""
+    disposition: bytes = b""
     file_chunks: list[bytes] = field(default_factory=list)
     file_seen: bool = False
     #: The closing boundary arrived.  The parser's ``finalize`` accepts a body
@@ -178,7 +178,7 @@ class _Form:
 
     def callbacks(self) -> dict:
         def on_part_begin() -> None:
-            self.disposition = ""
+            self.disposition = b""
             self.header_field.clear()
             self.header_value.clear()
 
@@ -190,7 +190,9 @@ class _Form:
 
         def on_header_end() -> None:
             if self.header_field.lower() == b"content-disposition":
-                self.disposition = self.header_value.decode("utf-8", "replace")
+                # Raw bytes: parse_options_header would re-encode a str as Latin-1, which
+                # fails for a UTF-8 file name outside it (日本.txt).
+                self.disposition = bytes(self.header_value)
             self.header_field.clear()
             self.header_value.clear()
 

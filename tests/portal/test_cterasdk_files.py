@@ -145,6 +145,15 @@ def test_empty_file_round_trips(alice: ServicesPortal, tmp_path: Path) -> None:
     assert fetch(alice, "My Files/empty.txt", tmp_path) == b""
 
 
+@pytest.mark.parametrize("name", ["日本.txt", "Ωmega", "ünï code.md", "emoji 🙂.txt"])
+def test_names_beyond_latin_1_upload_and_list(alice: ServicesPortal, observer: ServicesPortal, tmp_path: Path,
+                                              name: str) -> None:
+    """The form's headers carry the name as UTF-8, as the SDK sends it."""
+    put(alice, f"My Files/{name}", name.encode())
+    assert name in names(observer, "My Files")
+    assert fetch(observer, f"My Files/{name}", tmp_path) == name.encode()
+
+
 def test_upload_over_a_file_makes_a_new_version_of_it(alice: ServicesPortal, tmp_path: Path) -> None:
     put(alice, "My Files/notes.txt", b"first")
     first_id = alice.files.properties("My Files/notes.txt").id
