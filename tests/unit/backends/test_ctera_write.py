@@ -125,6 +125,14 @@ async def test_an_upload_replacing_a_read_file_is_never_served_from_the_old_bind
     assert await alice.read(new, 0, 100) == b"B" * 100
 
 
+@pytest.mark.parametrize("name", ["日本.txt", "Ωmega", "emoji 🙂.txt"])
+async def test_names_beyond_latin_1_upload(portal: PortalProcess, alice: CteraBackend, name: str) -> None:
+    """Our form names the file part after the file (raw UTF-8), unlike the SDK's ``filename="file"``."""
+    entry = await alice.upload(("My Files", name), source_of(name.encode()), len(name.encode()))
+    assert entry.name == name
+    assert await served(portal, f"My Files/{name}") == name.encode()
+
+
 async def test_an_empty_file_uploads(portal: PortalProcess, alice: CteraBackend) -> None:
     async def nothing() -> AsyncIterator[bytes]:
         return
