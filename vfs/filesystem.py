@@ -64,6 +64,15 @@ class _Occupant:
     def is_dir(self) -> bool:
         return self.staged is None and self.remote is not None and self.remote.is_dir
 
+    @property
+    def portal_id(self) -> str | None:
+        """The identity of the portal item at this name as far as we know (None: none, or
+        a file that exists only here).  A staged edit of a portal file keeps that file at
+        this name on the portal until its upload, whatever the last listing says."""
+        if self.staged is not None:
+            return self.staged.object_id
+        return self.remote.object_id if self.remote is not None else None
+
 
 class Filesystem(Writing):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -184,17 +193,21 @@ class Filesystem(Writing):
             raise VfsError(errno.EISDIR)
         if occupant.staged is not None:
             await self._drop_staged(occupant.staged)
-        remote = occupant.remote
-        if remote is not None and (occupant.staged is None or occupant.staged.object_id == remote.object_id):
+        portal_id = occupant.portal_id
+        if portal_id is not None:
             node = self.inodes.child(parent, name)
             if node is not None and node.open_handles and occupant.staged is None:
                 # Still open: it must stay readable (POSIX), so the portal delete waits for its last close.
                 node.pending_delete = path
                 self._hidden[path] = node
             else:
-                with backend_errors(f"delete {'/'.join(path)}"):
-                    await self.writable_backend.delete(path)
-                await self._left(path, remote.object_id, path, deleted=True)
+                try:
+                    with backend_errors(f"delete {'/'.join(path)}"):
+                        await self.writable_backend.delete(path)
+                except VfsError as exc:
+                    if exc.errno != errno.ENOENT or occupant.staged is None:
+                        raise  # (a staged edit's file may have gone from the portal meanwhile)
+                await self._left(path, portal_id, path, deleted=True)
         self._forget_name(parent, name)
 
     async def _reuse_name(self, path: Path) -> None:
@@ -259,10 +272,11 @@ class Filesystem(Writing):
                     raise VfsError(errno.ENOTEMPTY)
         node = self.inodes.child(parent, name)
         await self._reuse_name(target_path)
-        if source.staged is not None and (source.remote is None or source.staged.object_id != source.remote.object_id):
+        moved_on_portal = source.portal_id is not None and await self._rename_remote(
+            source, target, source_path, target_path)
+        if not moved_on_portal:
+            assert source.staged is not None
             await self._rename_staged(source.staged, target, target_path)
-        else:
-            await self._rename_remote(source, target, source_path, target_path)
         self.listings.patch(parent.key, name, None)
         replaced = self.inodes.child(new_parent, new_name)
         if replaced is not None and replaced is not node:
@@ -274,8 +288,8 @@ class Filesystem(Writing):
             if entry is not None and node.key != entry.object_id:
                 self.inodes.rekey(node, entry.object_id)
             self.inodes.learn(new_parent, new_name, Kind.LIVE, node.key, entry, now=trio.current_time())
-            if entry is not None and moved is None:
-                self.listings.patch(new_parent.key, new_name, entry)
+        if moved_on_portal and source.remote is not None:
+            self.listings.patch(new_parent.key, new_name, dataclasses.replace(source.remote, path=target_path))
         else:
             self.listings.invalidate(new_parent.key)
 
@@ -304,26 +318,39 @@ class Filesystem(Writing):
         self.overlay.put(updated)
         self.uploads.schedule(updated)
 
-    async def _rename_remote(self, source: _Occupant, target: _Occupant, source_path: Path, target_path: Path) -> None:
-        """Move on the portal (replacing the target there, into its recycle bin); staged files follow."""
-        assert source.remote is not None and self.uploads is not None
-        replace = target.remote is not None
-        if target.staged is not None:
-            await self._drop_staged(target.staged)
-            if target.staged.object_id is None:
-                replace = False
+    async def _rename_remote(self, source: _Occupant, target: _Occupant, source_path: Path,
+                             target_path: Path) -> bool:
+        """Move on the portal (replacing what is there, into its recycle bin); staged files follow.
+
+        False if the portal no longer has the source but we have it staged: then it is
+        renamed locally (its upload will make it anew).  The target's staged copy is
+        dropped only once the move succeeded: a refused move loses nothing.
+        """
+        assert source.portal_id is not None and self.uploads is not None
+        replace = target.portal_id is not None or target.remote is not None
         moving = [record for record in self.overlay if record.path[:len(source_path)] == source_path]
         for record in moving:
             await self.uploads.cancel(record.id)
-        with backend_errors(f"rename {'/'.join(source_path)}"):
-            await self.writable_backend.move(source_path, target_path, replace=replace)
-        if target.remote is not None and replace:
-            await self._left(target_path, target.remote.object_id, target_path, deleted=True)
-        await self._left(source_path, source.remote.object_id, target_path, deleted=False)
+        try:
+            with backend_errors(f"rename {'/'.join(source_path)}"):
+                await self.writable_backend.move(source_path, target_path, replace=replace)
+        except VfsError as exc:
+            for record in moving:
+                self.uploads.schedule(record)
+            if exc.errno == errno.ENOENT and source.staged is not None and len(moving) == 1:
+                log.warning("%s is gone from the portal; renaming the local version", "/".join(source_path))
+                return False
+            raise
+        if target.staged is not None:
+            await self._drop_staged(target.staged)
+        if target.portal_id is not None:
+            await self._left(target_path, target.portal_id, target_path, deleted=True)
+        await self._left(source_path, source.portal_id, target_path, deleted=False)
         for record in moving:
             updated = await self.store.update(record.id, path=(*target_path, *record.path[len(source_path):]))
             self.overlay.put(updated)
             self.uploads.schedule(updated)
+        return True
 
     # ------------------------------------------------------------ for `portalfs` commands
 

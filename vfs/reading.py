@@ -50,7 +50,7 @@ from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef, Tr
 from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
 from vfs.listings import PAGE_SIZE, Listing, ListingCache
-from vfs.overlay import STAGED_PREFIX, Overlay
+from vfs.overlay import STAGED_PREFIX, Overlay, entry_of
 
 #: Names desktops and shells probe for in every folder; never worth a request.
 PROBE_NAMES = frozenset(
@@ -332,15 +332,22 @@ class Reading:
         """Refresh a node's entry once it is older than the listing TTL."""
         if node.entry is None or node.kind in (Kind.ROOT, Kind.SNAPSHOT_ROOT, Kind.SNAPSHOTS):
             return
-        if trio.current_time() - node.confirmed_at <= self.config.listing_ttl:
+        record_id = staged_record_id(node.entry)
+        if record_id is not None:
+            if node.orphan_record == record_id:
+                return
+            record = self.overlay.get(record_id)
+            if record is not None:  # staged: what we have is the truth, no request
+                node.entry = entry_of(record)
+                return
+            node.confirmed_at = 0.0  # its staged copy is gone (uploaded, dropped): ask the portal
+        elif trio.current_time() - node.confirmed_at <= self.config.listing_ttl:
             return
         parent = self.inodes.get(node.parent)
         staged = self.overlay.entry(self.inodes.remote_path(node)) if self.overlay and not node.detached else None
         if staged is not None:
             node.entry, node.confirmed_at = staged, trio.current_time()
             return
-        if staged_record_id(node.entry) is not None:
-            return  # uploaded or discarded meanwhile; the upload's callback has updated the node
         listing = self.listings.peek(parent.key) if parent else None
         if listing is not None:
             entry = listing.by_name.get(node.name)
@@ -471,7 +478,16 @@ class Reading:
     async def _read(self, opened: _FileHandle, offset: int, size: int) -> bytes:
         record_id = staged_record_id(opened.node.entry)
         if record_id is not None:  # written here: the local content, whoever opened it when
-            return await self._read_staged(opened.node, record_id, offset, size)
+            try:
+                return await self._read_staged(opened.node, record_id, offset, size)
+            except VfsError as exc:
+                if exc.errno != errno.ESTALE:
+                    raise
+            await self._revalidate(opened.node)  # uploaded meanwhile: read what the portal has now
+            if opened.node.entry is not None and staged_record_id(opened.node.entry) is None:
+                opened.entry = opened.node.entry
+            else:
+                return await self._read(opened, offset, size)
         entry = opened.entry
         key = ObjectKey(entry.object_id, entry.version, entry.size)
 

@@ -79,6 +79,9 @@ class UploadListener(Protocol):
     def uploaded(self, record: StagedFile, entry: RemoteEntry, *, finished: bool) -> None:
         """``record``'s content is now ``entry`` on the portal; ``finished``: the record is gone."""
 
+    def may_reclaim(self, donor: saves.Donor) -> bool:
+        """May the donor be taken back for a save (False while it is in use here)?"""
+
     def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
         """The donor was brought back from ``donor.path`` to ``record.path``: the record is its new version."""
 
@@ -426,8 +429,9 @@ class UploadQueue:
         donor = saves.donor_of(record)
         if donor is None or record.object_id is not None:
             return record
-        if not donor.deleted and not self.exclusions.matches(donor.path[-1]):
-            # Renamed to an ordinary name: kept deliberately, not a backup of this save.
+        if (not donor.deleted and not self.exclusions.matches(donor.path[-1])) or not self._listener.may_reclaim(donor):
+            # Renamed to an ordinary name (kept deliberately, not a backup of this save), or
+            # in use here (edited or open under its other name): it keeps its identity.
             return await self._store.update(record.id, meta=saves.without_donor(record.meta))
         try:
             entry = await saves.bring_back(self._backend, donor, record.path)

@@ -241,18 +241,18 @@ class Writing(Reading):
         self._check_writable(node)
         await self._revalidate(node)
         assert node.entry is not None
-        record = None
-        if flags & os.O_TRUNC and (node.entry.size or staged_record_id(node.entry) is not None):
+        record = self._live_record(staged_record_id(node.entry), node)
+        truncated = bool(flags & os.O_TRUNC) and (node.entry.size > 0 or record is not None)
+        if truncated:
             record = await self._stage(node, truncate=True)
-        elif staged_record_id(node.entry) is not None:
-            record = self.overlay.get(staged_record_id(node.entry))  # type: ignore[arg-type]
-        return self._open_handle(node, record, flags)
+        return self._open_handle(node, record, flags, dirty=truncated)
 
-    def _open_handle(self, node: Node, record: StagedFile | None, flags: int) -> OpenFile:
+    def _open_handle(self, node: Node, record: StagedFile | None, flags: int, *, dirty: bool = False) -> OpenFile:
         assert node.entry is not None and self.uploads is not None
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         handle = _FileHandle(node, node.entry, self.cache.stream(), writable=writable,
-                             append=bool(flags & os.O_APPEND), record_id=record.id if record else None)
+                             append=bool(flags & os.O_APPEND), record_id=record.id if record else None,
+                             dirty=dirty)  # an O_TRUNC is a change, committed at close like a write
         if writable and record is not None:
             self.uploads.hold(record.id)
         node.open_handles += 1
@@ -432,6 +432,13 @@ class Writing(Reading):
                     opened.entry = entry
         else:
             node.entry = entry_of(record)
+
+    def may_reclaim(self, donor: saves.Donor) -> bool:
+        """Not while the donor is edited here (a staged copy of it) or open under its other name."""
+        if any(record.object_id == donor.object_id for record in self.overlay):
+            return False
+        node = self.inodes.by_key(donor.object_id)
+        return node is None or node.open_handles == 0
 
     def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
         """The donor is back at the record's path: the record's inode now stands for it."""

@@ -345,12 +345,6 @@ class MountAgainstLocalDirectory(RuleBasedStateMachine):
 PHASES = list(Phase) if os.environ.get("PORTALFS_SHRINK") else [Phase.explicit, Phase.reuse, Phase.generate]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bugs: uploads of names outside Latin-1 are refused by the portal (portal/http/transfer.py); "
-    "a portal file renamed twice (or renamed then unlinked) while its edit is pending stays on the portal "
-    "under the first new name (vfs/filesystem.py rename); open(O_TRUNC) of a staged file then close "
-    "without writing is not committed (vfs/writing.py); a backup-rename save leaves two local files "
-    "sharing one identity (vfs/saves.py) — see the report of the write-model test"))
 def test_the_mount_behaves_like_a_local_directory(model_mount: RemountableMount, tmp_path: Path) -> None:
     machine = type("MountModel", (MountAgainstLocalDirectory,), {"mount": model_mount, "local_base": tmp_path})
     run_state_machine_as_test(machine, settings=settings(
