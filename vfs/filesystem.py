@@ -182,10 +182,6 @@ class Filesystem(Writing):
     async def unlink(self, parent_inode: int, name: str) -> None:
         parent = self._live_folder(parent_inode)
         path = (*self.inodes.remote_path(parent), name)
-        if path in self.ghosts:  # its file was taken back by a save already
-            self.ghosts.discard(path)
-            self._forget_name(parent, name)
-            return
         occupant = await self._occupant(parent, name)
         if not occupant.exists:
             raise VfsError(errno.ENOENT)
@@ -197,9 +193,11 @@ class Filesystem(Writing):
         if portal_id is not None:
             node = self.inodes.child(parent, name)
             if node is not None and node.open_handles and occupant.staged is None:
-                # Still open: it must stay readable (POSIX), so the portal delete waits for its last close.
+                # Still open: it must stay readable (POSIX), so the portal delete waits for its last
+                # close.  Its name is vacant meanwhile: a staged file taking it becomes its next version.
                 node.pending_delete = path
                 self._hidden[path] = node
+                await self._left(path, portal_id, path, deleted=False)
             else:
                 try:
                     with backend_errors(f"delete {'/'.join(path)}"):
@@ -210,10 +208,20 @@ class Filesystem(Writing):
                 await self._left(path, portal_id, path, deleted=True)
         self._forget_name(parent, name)
 
-    async def _reuse_name(self, path: Path) -> None:
-        """A name is being reused: an unlinked-but-open file there is deleted from the portal now."""
+    async def _reuse_name(self, path: Path, *, by_staged_file: bool = True) -> None:
+        """A name is being reused while an unlinked-but-open portal file still holds it there.
+
+        A staged file taking the name inherits that file (Excel's save while a viewer has the
+        document open): the delete is called off and the upload becomes its next version.  A
+        portal item moved onto the name needs the place: the open file is deleted now.
+        """
         node = self._hidden.get(path)
-        if node is not None:
+        if node is None:
+            return
+        if by_staged_file:
+            node.pending_delete = None
+            del self._hidden[path]
+        else:
             await self._delete_hidden(node)
 
     async def _delete_hidden(self, node: Node) -> None:
@@ -228,6 +236,9 @@ class Filesystem(Writing):
         except VfsError as exc:
             if exc.errno != errno.ENOENT:
                 log.warning("could not delete %s after its last close: %s", "/".join(path), exc)
+                return
+        if node.entry is not None:
+            await self._left(path, node.entry.object_id, path, deleted=True)
 
     async def _left(self, path: Path, object_id: str, now_at: Path, *, deleted: bool) -> None:
         """A portal file left ``path``: remember the vacancy, and point heirs at where it went."""
@@ -271,7 +282,7 @@ class Filesystem(Writing):
                 if not await self._is_empty(folder):
                     raise VfsError(errno.ENOTEMPTY)
         node = self.inodes.child(parent, name)
-        await self._reuse_name(target_path)
+        await self._reuse_name(target_path, by_staged_file=source.portal_id is None)
         moved_on_portal = source.portal_id is not None and await self._rename_remote(
             source, target, source_path, target_path)
         if not moved_on_portal:

@@ -82,6 +82,9 @@ class UploadListener(Protocol):
     def may_reclaim(self, donor: saves.Donor) -> bool:
         """May the donor be taken back for a save (False while it is in use here)?"""
 
+    async def keep_backup(self, donor: saves.Donor) -> None:
+        """Before a donor renamed aside is taken back: keep a local copy under the backup name."""
+
     def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
         """The donor was brought back from ``donor.path`` to ``record.path``: the record is its new version."""
 
@@ -429,13 +432,16 @@ class UploadQueue:
         donor = saves.donor_of(record)
         if donor is None or record.object_id is not None:
             return record
-        if (not donor.deleted and not self.exclusions.matches(donor.path[-1])) or not self._listener.may_reclaim(donor):
+        aside = not donor.deleted and donor.path != record.path  # renamed aside, not deleted
+        if (aside and not self.exclusions.matches(donor.path[-1])) or not self._listener.may_reclaim(donor):
             # Renamed to an ordinary name (kept deliberately, not a backup of this save), or
             # in use here (edited or open under its other name): it keeps its identity.
             return await self._store.update(record.id, meta=saves.without_donor(record.meta))
         try:
+            if aside:
+                await self._listener.keep_backup(donor)
             entry = await saves.bring_back(self._backend, donor, record.path)
-        except BackendError as exc:
+        except (BackendError, VfsError) as exc:
             log.info("%s: cannot bring back %s (%s); uploading it as a new file",
                      "/".join(record.path), "/".join(donor.path), exc)
             return await self._store.update(record.id, meta=saves.without_donor(record.meta))

@@ -49,6 +49,9 @@ from vfs.uploads import UPLOADED, UploadQueue
 
 log = logging.getLogger("vfs")
 
+#: bytes copied per step when a backup is kept locally
+COPY_CHUNK = 4 << 20
+
 
 @dataclass
 class WriteBack:
@@ -86,8 +89,6 @@ class Writing(Reading):
         super().__init__(backend, cache, config, root_path, root)
         self.writes = writes
         self.vacancies = saves.Vacancies()
-        #: paths whose donor was taken back by a save: unlinking them is already done
-        self.ghosts: set[Path] = set()
         self._stage_lock = trio.Lock()
         if writes is None:
             self.uploads: UploadQueue | None = None
@@ -433,12 +434,39 @@ class Writing(Reading):
         else:
             node.entry = entry_of(record)
 
+    async def keep_backup(self, donor: saves.Donor) -> None:
+        """The donor is about to be taken back from a backup name it was renamed to (vim's
+        ``NAME~``, Word's ``~WRL0001.tmp``) while that backup still exists here: keep the
+        backup's bytes as a local-only file under that name, as a disk would (the block
+        cache usually has them: the editor read the file)."""
+        if self.writes is None or donor.deleted:
+            return
+        entry = await self.backend.stat(donor.path)
+        key = ObjectKey(entry.object_id, entry.version, entry.size)
+
+        async def fetch(offset: int, length: int) -> bytes:
+            return await self.backend.read(entry, offset, length)
+
+        with local_disk_errors(f"keep the backup {'/'.join(donor.path)}"):
+            record = await self.store.create(donor.path, truncate=True, mtime=entry.mtime)
+            for offset in range(0, entry.size, COPY_CHUNK):
+                data = await self.cache.read(key, offset, COPY_CHUNK, fetch)
+                await self.store.write(record.id, offset, data, self._base_fetch(record))
+            record = await self.store.commit(record.id, state="pending")
+        self.overlay.put(record)
+        parent = self._parent_of_path(donor.path)
+        node = self.inodes.child(parent, donor.path[-1]) if parent is not None else None
+        if node is not None and node.key == donor.object_id:
+            self.inodes.rekey(node, local_identity(record.id))
+            node.entry = entry_of(record)
+
     def may_reclaim(self, donor: saves.Donor) -> bool:
         """Not while the donor is edited here (a staged copy of it) or open under its other name."""
         if any(record.object_id == donor.object_id for record in self.overlay):
             return False
         node = self.inodes.by_key(donor.object_id)
-        return node is None or node.open_handles == 0
+        # (open for reading only after an unlink at the same name: a viewer of a document being saved)
+        return node is None or node.open_handles == 0 or node.detached
 
     def reclaimed(self, donor: saves.Donor, record: StagedFile) -> None:
         """The donor is back at the record's path: the record's inode now stands for it."""
@@ -450,8 +478,6 @@ class Writing(Reading):
         if heir is not None:
             self.inodes.rekey(heir, donor.object_id)  # detaches the donor's old node, if any
             heir.entry = entry_of(record)
-        if not donor.deleted:
-            self.ghosts.add(donor.path)
         self.overlay.put(record)
 
     def forgotten(self, record: StagedFile) -> None:

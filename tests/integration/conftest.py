@@ -30,8 +30,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def sample_mount(sample_portal: PortalProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MountProcess]:
-    """alice's sample ``My Files``, mounted once for the read-only tests of a session."""
-    with mounted(sample_portal, tmp_path_factory.mktemp("sample-mount") / "mnt") as mount:
+    """alice's sample ``My Files``, mounted once for the read-only tests of a session
+    (``ro``: no test can change the sample tree the others rely on)."""
+    with mounted(sample_portal, tmp_path_factory.mktemp("sample-mount") / "mnt", options=["ro"]) as mount:
         yield mount
 
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.integration.conftest import portal_bytes
-from tests.support.mount_process import MountProcess
+from tests.support.mount_process import MountProcess, mounted
+from tests.support.portal_process import PortalProcess
 
 pytestmark = pytest.mark.fuse
 
@@ -92,13 +93,24 @@ def test_reading_past_the_end_and_a_folder(sample_mount: MountProcess) -> None:
         open(sample_mount.mountpoint / "Documents", "rb").close()
 
 
-def test_the_mount_is_read_only(sample_mount: MountProcess) -> None:
-    with pytest.raises(OSError) as raised:
-        (sample_mount.mountpoint / "Documents" / "new.txt").write_text("x")
-    assert raised.value.errno == errno.EROFS
-    with pytest.raises(OSError) as raised:
-        (sample_mount.mountpoint / "Documents" / "Report.txt").write_text("x")
-    assert raised.value.errno == errno.EROFS
+def test_a_read_only_mount_refuses_every_change(sample_portal: PortalProcess, tmp_path: Path) -> None:
+    """``-o ro``: nothing is staged, nothing reaches the portal (the sample tree must stay as it is)."""
+    with mounted(sample_portal, tmp_path / "ro", options=["ro"]) as mount:
+        documents = mount.mountpoint / "Documents"
+        changes = [
+            lambda: (documents / "new.txt").write_text("x"),
+            lambda: (documents / "Report.txt").write_text("x"),
+            lambda: os.mkdir(documents / "folder"),
+            lambda: os.unlink(documents / "Budget.csv"),
+            lambda: os.rename(documents / "Budget.csv", documents / "b.csv"),
+            lambda: os.truncate(documents / "Report.txt", 0),
+        ]
+        for change in changes:
+            with pytest.raises(OSError) as raised:
+                change()
+            assert raised.value.errno == errno.EROFS
+        assert (documents / "Report.txt").read_bytes().startswith(b"Quarterly report")
+        assert "new.txt" not in os.listdir(documents)
 
 
 def test_missing_names_are_enoent(sample_mount: MountProcess) -> None:

@@ -232,17 +232,12 @@ def test_excel_delete_then_rename(mount: MountProcess, view: PortalView) -> None
     assert listing(mount.mountpoint / "Budget") == ["2024.xlsx"]
 
 
-UNLINKED_WHILE_OPEN = ("product bug: an unlink deferred because the file is open (Filesystem._hidden) skips the "
-                       "vacancy bookkeeping (_left), so the save gets a new fileId; and a name reused meanwhile "
-                       "deletes the open file on the portal, so its reader gets ENOENT")
 
 
 @pytest.mark.parametrize("save", [
     pytest.param(save_word_temp_over, id="temp-over"),
-    pytest.param(save_word_backup_dance, id="word-backup-dance",
-                 marks=pytest.mark.xfail(reason=UNLINKED_WHILE_OPEN, strict=True)),
-    pytest.param(save_excel_style, id="excel-delete-first",
-                 marks=pytest.mark.xfail(reason=UNLINKED_WHILE_OPEN, strict=True)),
+    pytest.param(save_word_backup_dance, id="word-backup-dance"),
+    pytest.param(save_excel_style, id="excel-delete-first"),
 ])
 def test_a_reader_of_the_original_keeps_reading_it_through_a_save(mount: MountProcess, view: PortalView,
                                                                    save: Callable[[Path, str, bytes], None]) -> None:
@@ -328,8 +323,6 @@ def test_vim_sequence_scripted(mount: MountProcess, view: PortalView) -> None:
     assert_saved_once(mount, view, document, b"violets are blue\n")
 
 
-@pytest.mark.xfail(reason="product bug: once the saved file's donor is brought back from NAME~, NAME~ is a ghost "
-                          "(stat answers, readdir omits it, open fails with ENOENT)", strict=True)
 def test_backup_kept_by_a_rename_save_stays_local_and_readable(mount: MountProcess, view: PortalView) -> None:
     """vim with 'backup' (or any editor that keeps ``NAME~``): the original is renamed to ``NAME~``,
     a new NAME is written and fsynced, and ``NAME~`` stays.  The document gets one new version;
