@@ -69,7 +69,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -80,20 +79,18 @@ from portal.store import Store
 from tests.bench.harness.curl import curl_get
 from tests.bench.harness.meter import Meter, drop_caches
 from tests.bench.harness.mounts import USER, Mounter, PortalfsMounter, RcloneMounter
-from tests.bench.harness.report import (
-    CpuPanel,
-    collect_targets,
-    describe_machine,
-    draw_chart,
-    print_load,
-    print_targets,
-    save_results,
-    table,
-    workload_panel,
-)
+from tests.bench.harness.report import CpuPanel, draw_chart, save_results, summarize, table, workload_panel
 from tests.bench.harness.results import KiB, MB, MiB, Comparison, Run, Workload, expect
-from tests.bench.harness.session import prepare, run_main, work_directory
-from tests.support.portal_process import USERS, PortalProcess, running_portal
+from tests.bench.harness.session import (
+    MountBench,
+    add_work_arguments,
+    parse_phases,
+    prepare,
+    run_main,
+    work_directory,
+    write_random_file,
+)
+from tests.support.portal_process import USERS, running_portal
 from tests.support.request_log import RequestLog
 
 BIG_NAME = "big.bin"
@@ -149,15 +146,9 @@ def build_store(data: Path, size: int, folders: int, files: int, file_size: int)
 
 def write_random_blob(store: Store, size: int) -> Path:
     """A blob of ``size`` random bytes written in place (no 1 GiB buffer in memory)."""
-    name = uuid.uuid4().hex
-    path = store.blobs.path(name)
+    path = store.blobs.path(uuid.uuid4().hex)
     path.parent.mkdir(exist_ok=True)
-    with open(path, "xb") as out:
-        remaining = size
-        while remaining:
-            piece = os.urandom(min(8 * MiB, remaining))
-            out.write(piece)
-            remaining -= len(piece)
+    write_random_file(path, size)
     return path
 
 
@@ -238,28 +229,9 @@ def check_tree_sample(root: Path, folders: int, files: int, file_size: int, rng:
 
 
 @dataclass
-class Bench:
-    args: argparse.Namespace
-    work: Path
-    portal: PortalProcess
+class Bench(MountBench):
     blob: Path
-    meter: Meter
-    mounters: list[Mounter]
-    workloads: dict[str, Workload]
     can_drop: bool
-    caches_made: int = 0
-
-    @property
-    def size(self) -> int:
-        return self.args.size_mib * MiB
-
-    def fresh_cache(self, mounter: Mounter) -> Path:
-        self.caches_made += 1
-        return self.work / f"cache-{mounter.name}-{self.caches_made}"
-
-    def order(self, round_number: int) -> list[Mounter]:
-        """The mounts in turn-about order, so neither always runs right after the other."""
-        return self.mounters[round_number % 2:] + self.mounters[:round_number % 2]
 
     def say(self, workload: str, row: str, run: Run) -> None:
         w = self.workloads[workload]
@@ -396,14 +368,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phases", default="sequential,random,tree",
                         help="comma-separated subset of sequential (workloads 1-2), random (3), tree (4-5)")
     parser.add_argument("--no-drop-caches", action="store_true", help="skip the reads after drop_caches")
-    parser.add_argument("--tmp", type=Path, default=None, help="where to put the portal, mounts and caches")
-    parser.add_argument("--no-save", action="store_true", help="write neither the JSON nor the chart")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) after unmounting")
+    add_work_arguments(parser)
     args = parser.parse_args(argv)
-    args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
-    unknown = set(args.phases) - {"sequential", "random", "tree"}
-    if unknown:
-        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    args.phases = parse_phases(parser, args.phases, ["sequential", "random", "tree"])
     return args
 
 
@@ -423,19 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"portal {portal.url} (pid {portal.process.pid})", flush=True)
             mounters: list[Mounter] = [PortalfsMounter(portal, work / "mnt-portalfs"),
                                        RcloneMounter(portal, work / "mnt-rclone", work, ready_name=BIG_NAME)]
-            bench = Bench(args, work, portal, blob, Meter(portal, RequestLog(portal)), mounters, workloads, can_drop)
-            phases = {"sequential": bench.sequential_round, "random": bench.random_round, "tree": bench.tree_round}
-            failure = None
-            try:
-                for round_number in range(args.repeats):
-                    for phase in args.phases:
-                        if phase == "tree" and round_number >= args.tree_repeats:
-                            continue
-                        print(f"  round {round_number + 1}/{args.repeats}: {phase}", flush=True)
-                        phases[phase](round_number)
-            except Exception as exc:  # report what was measured before it; exit non-zero below
-                failure = f"{type(exc).__name__}: {str(exc)[-3000:]}"
-                print(f"\nstopped early by {failure}\n", file=sys.stderr, flush=True)
+            bench = Bench(args, work, portal, Meter(portal, RequestLog(portal)), mounters, workloads, blob=blob,
+                          can_drop=can_drop)
+            failure = bench.run_rounds(
+                {"sequential": bench.sequential_round, "random": bench.random_round, "tree": bench.tree_round},
+                skip=lambda phase, round_number: phase == "tree" and round_number >= args.tree_repeats)
         workloads = {key: workload for key, workload in workloads.items() if workload.rows}
         load_after = os.getloadavg()
         print()
@@ -446,22 +405,10 @@ def main(argv: list[str] | None = None) -> int:
               "store MB = what the portal read from its store (rchar; it reads ahead of a client that hangs up); "
               "client MB = what rclone says it downloaded (rc core/stats).\nCPU: srv = the portal, "
               "fs = the mount daemon (curl for the curl row), rd = the reader.  MB = 10^6 bytes.")
-        print_load(load_before[0], load_after[0])
-        targets = collect_targets(workloads.values(), TARGETS_TEXT)
-        print_targets(targets)
-        report = {
-            "benchmark": "mount_read",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "settings": {key: value for key, value in vars(args).items() if key != "tmp"},
-            "drop_caches": can_drop,
-            "statistic": "best (shortest) of the repeats; medians also given; ratios from best runs",
-            "machine": describe_machine(),
-            "load_average_1min": {"before": load_before[0], "after": load_after[0]},
-            "elapsed_seconds": time.monotonic() - started,
-            "workloads": {w.key: w.as_json() for w in workloads.values()},
-            "targets": targets,
-            "error": failure,
-        }
+        report = summarize("mount_read", args,
+                           "best (shortest) of the repeats; medians also given; ratios from best runs",
+                           started=started, load=(load_before[0], load_after[0]), workloads=workloads,
+                           targets_text=TARGETS_TEXT, failure=failure, drop_caches=can_drop)
         if not args.no_save:
             subtitle = (f"{args.size_mib} MiB file, best of {args.repeats}, load {load_before[0]:.1f}->"
                         f"{load_after[0]:.1f} on {os.cpu_count()} CPUs")

@@ -54,13 +54,11 @@ ratios next to it (``.png``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import random
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -76,18 +74,23 @@ from tests.bench.harness.report import (
     Bar,
     CpuPanel,
     Panel,
-    collect_targets,
-    describe_machine,
     draw_chart,
-    print_load,
-    print_targets,
     save_results,
+    summarize,
     table,
     workload_panel,
 )
 from tests.bench.harness.results import KiB, MB, MiB, Comparison, Run, Workload, expect
-from tests.bench.harness.session import prepare, run_main, work_directory
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.bench.harness.session import (
+    MountBench,
+    add_work_arguments,
+    parse_phases,
+    prepare,
+    run_main,
+    work_directory,
+    write_random_file,
+)
+from tests.support.portal_process import running_portal
 from tests.support.request_log import RequestLog
 
 WRITE_BUFFER = 1 * MiB
@@ -103,19 +106,6 @@ LATENCY_ROWS = {
 
 
 # -------------------------------------------------------------------- inputs
-
-
-def write_random_file(path: Path, size: int) -> str:
-    """``size`` random bytes at ``path``; their SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "xb") as out:
-        remaining = size
-        while remaining:
-            piece = os.urandom(min(8 * MiB, remaining))
-            out.write(piece)
-            digest.update(piece)
-            remaining -= len(piece)
-    return digest.hexdigest()
 
 
 def build_tarball(path: Path, folders: int, files: int, rng: random.Random) -> dict[str, bytes]:
@@ -215,31 +205,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 @dataclass
-class Bench:
-    args: argparse.Namespace
-    work: Path
-    portal: PortalProcess
-    meter: Meter
+class Bench(MountBench):
     state: PortalState
     uploader: Uploader
-    mounters: list[Mounter]
-    workloads: dict[str, Workload]
     source: Path
     source_digest: str
     members: dict[str, bytes]
-    caches_made: int = 0
-
-    @property
-    def size(self) -> int:
-        return self.args.size_mib * MiB
-
-    def fresh_cache(self, mounter: Mounter) -> Path:
-        self.caches_made += 1
-        return self.work / f"cache-{mounter.name}-{self.caches_made}"
-
-    def order(self, round_number: int) -> list[Mounter]:
-        """The mounts in turn-about order, so neither always runs right after the other."""
-        return self.mounters[round_number % 2:] + self.mounters[:round_number % 2]
 
     def record(self, workload: str, row: str, description: str, run: Run) -> None:
         w = self.workloads[workload]
@@ -467,18 +438,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default 0.5 s)")
     parser.add_argument("--phases", default="sequential,untar,latency",
                         help="comma-separated subset of sequential (workload 1), untar (2), latency (3)")
-    parser.add_argument("--tmp", type=Path, default=None, help="where to put the portal, mounts and caches")
-    parser.add_argument("--no-save", action="store_true", help="write neither the JSON nor the chart")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) after unmounting")
+    add_work_arguments(parser)
     args = parser.parse_args(argv)
     defaults = {"size_mib": (64, 1024), "repeats": (1, 3), "tree_files": (200, 1000), "latency_files": (100, 500)}
     for key, (quick, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
-    args.phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
-    unknown = set(args.phases) - {"sequential", "untar", "latency"}
-    if unknown:
-        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    args.phases = parse_phases(parser, args.phases, ["sequential", "untar", "latency"])
     return args
 
 
@@ -501,20 +467,11 @@ def main(argv: list[str] | None = None) -> int:
                 RcloneMounter(portal, work / "mnt-rclone", work, read_only=False,
                               extra=["--vfs-write-back", f"{delay}s"]),
             ]
-            bench = Bench(args, work, portal, Meter(portal, RequestLog(portal)), state,
-                          Uploader.logged_in(portal, work / "cookies.txt"), mounters, workloads, source, digest,
-                          members)
-            phases = {"sequential": bench.sequential_round, "untar": bench.untar_round,
-                      "latency": bench.latency_round}
-            failure = None
-            try:
-                for round_number in range(args.repeats):
-                    for phase in args.phases:
-                        print(f"  round {round_number + 1}/{args.repeats}: {phase}", flush=True)
-                        phases[phase](round_number)
-            except Exception as exc:  # report what was measured before it; exit non-zero below
-                failure = f"{type(exc).__name__}: {str(exc)[-3000:]}"
-                print(f"\nstopped early by {failure}\n", file=sys.stderr, flush=True)
+            bench = Bench(args, work, portal, Meter(portal, RequestLog(portal)), mounters, workloads, state=state,
+                          uploader=Uploader.logged_in(portal, work / "cookies.txt"), source=source,
+                          source_digest=digest, members=members)
+            failure = bench.run_rounds({"sequential": bench.sequential_round, "untar": bench.untar_round,
+                                        "latency": bench.latency_round})
         workloads = {key: workload for key, workload in workloads.items() if workload.rows}
         load_after = os.getloadavg()
         print()
@@ -534,23 +491,11 @@ def main(argv: list[str] | None = None) -> int:
               "portal wrote (wchar: blobs, database, its log); client MB = what rclone says it moved (rc "
               "core/stats).\nCPU: srv = the portal, fs = the mount daemon (curl for the curl rows), wr = the "
               "writer (this process, or tar) and the watcher.  MB = 10^6 bytes.")
-        print_load(load_before[0], load_after[0])
-        targets = collect_targets(workloads.values(), TARGETS_TEXT)
-        print_targets(targets)
-        report = {
-            "benchmark": "mount_write",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "settings": {key: value for key, value in vars(args).items() if key != "tmp"},
-            "statistic": "best (shortest) of the repeats; medians also given; ratios from best runs; "
-                         "latencies: median over runs of each run's nearest-rank percentile",
-            "machine": describe_machine(),
-            "load_average_1min": {"before": load_before[0], "after": load_after[0]},
-            "elapsed_seconds": time.monotonic() - started,
-            "workloads": {w.key: w.as_json() for w in workloads.values()},
-            "latency_seconds": latency_numbers,
-            "targets": targets,
-            "error": failure,
-        }
+        report = summarize("mount_write", args,
+                           "best (shortest) of the repeats; medians also given; ratios from best runs; "
+                           "latencies: median over runs of each run's nearest-rank percentile",
+                           started=started, load=(load_before[0], load_after[0]), workloads=workloads,
+                           targets_text=TARGETS_TEXT, failure=failure, latency_seconds=latency_numbers)
         if not args.no_save:
             subtitle = (f"{args.size_mib} MiB file, {args.tree_files} files, best of {args.repeats}, write-back "
                         f"{delay} s, load {load_before[0]:.1f}->{load_after[0]:.1f} on {os.cpu_count()} CPUs")

@@ -54,6 +54,7 @@ from types import FrameType
 import httpx
 import trio
 
+from tests.bench.harness.session import write_random_file
 from tests.support.portal_process import PortalProcess, running_portal
 from wire import ctera_xml
 
@@ -159,19 +160,6 @@ def measure(portal: PortalProcess, transfer: Callable[[], int], expected: int, *
 
 
 # ------------------------------------------------------------------ set-up
-
-
-def make_random_file(path: Path, size: int) -> str:
-    """Write ``size`` random bytes to ``path``; return their SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        remaining = size
-        while remaining:
-            piece = os.urandom(min(8 * MiB, remaining))
-            digest.update(piece)
-            out.write(piece)
-            remaining -= len(piece)
-    return digest.hexdigest()
 
 
 def portal_client(portal: PortalProcess, **kwargs) -> httpx.Client:
@@ -404,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = work / "source.bin"
         print(f"writing {args.size_mib} MiB of random bytes to {source}", flush=True)
-        sha256 = make_random_file(source, size)
+        sha256 = write_random_file(source, size)
         with running_portal(work / "portal") as portal:
             print(f"portal {portal.url} (pid {portal.process.pid}); uploading", flush=True)
             upload_seconds = upload(portal, source)

@@ -13,5 +13,8 @@
 * :mod:`.report`: tables, the JSON record, the bar chart and the machine
   description;
 * :mod:`.session`: signals, required tools, the work directory that is
-  always cleaned up (never through a live mount).
+  always cleaned up (never through a live mount), the random input file, the
+  options every mount benchmark takes, and :class:`~.session.MountBench`,
+  the fresh caches, turn-about mount order and interleaved rounds of its
+  phases.
 """

@@ -12,6 +12,7 @@ GB of some rows; it needs matplotlib (``requirements-bench.txt``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -123,6 +124,30 @@ def print_targets(targets: dict[str, dict]) -> None:
 def print_load(before: float, after: float) -> None:
     print(f"load average (1 min) {before:.1f} before, {after:.1f} after, on {os.cpu_count()} CPUs"
           " (a load above the CPU count means other work competed with this run)")
+
+
+def summarize(benchmark: str, args: argparse.Namespace, statistic: str, *, started: float,
+              load: tuple[float, float], workloads: dict[str, Workload], targets_text: dict[str, str],
+              failure: str | None, **extra: object) -> dict:
+    """Print the load average (1 min, before and after) and the targets; the run's JSON record: settings
+    (every option but ``--tmp``), machine, load, elapsed time, workloads, ``extra``, targets and the
+    failure that stopped the rounds early."""
+    print_load(*load)
+    targets = collect_targets(workloads.values(), targets_text)
+    print_targets(targets)
+    return {
+        "benchmark": benchmark,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {key: value for key, value in vars(args).items() if key != "tmp"},
+        "statistic": statistic,
+        "machine": describe_machine(),
+        "load_average_1min": {"before": load[0], "after": load[1]},
+        "elapsed_seconds": time.monotonic() - started,
+        "workloads": {w.key: w.as_json() for w in workloads.values()},
+        **extra,
+        "targets": targets,
+        "error": failure,
+    }
 
 
 # ---------------------------------------------------------------------- chart
