@@ -30,6 +30,7 @@ import errno
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,23 @@ def with_faults(holder: list[Faults]):
         holder.append(Faults(backend))
         return holder[0]
     return wrap
+
+
+@asynccontextmanager
+async def over_quota(portal: PortalProcess, tmp_path: Path) -> AsyncIterator[tuple[Mounted, Faults]]:
+    """A graph that uploads only on fsync, and whose next upload the portal refuses: quota exceeded."""
+    faults: list[Faults] = []
+    async with open_writable(portal, tmp_path, delay=NEVER, wrap=with_faults(faults)) as drive:
+        faults[0].failures = [QuotaExceeded("quota exceeded")]
+        yield drive, faults[0]
+
+
+async def create_refused(drive: Mounted, name: str, content: bytes) -> int:
+    """Create ``name`` and write ``content``; its fsync is refused with EDQUOT.  The handle, still open."""
+    handle = await drive.open_file(name, CREATE)
+    await drive.fs.write(handle, 0, content)
+    assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
+    return handle
 
 
 # ---------------------------------------------------------------- when
@@ -330,13 +348,8 @@ async def test_a_pending_upload_is_resumed_by_the_next_graph(
 async def test_a_refused_upload_is_held_and_fsync_reports_edquot(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=NEVER, wrap=with_faults(faults)) as drive:
-        faults[0].failures = [QuotaExceeded("quota exceeded")]
-        handle = await drive.open_file("big.bin", CREATE)
-        await drive.fs.write(handle, 0, b"too much")
-        assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
-        await drive.close(handle)
+    async with over_quota(portal, tmp_path) as (drive, faults):
+        await drive.close(await create_refused(drive, "big.bin", b"too much"))
         assert drive.store is not None
         (record,) = drive.store.records()
         assert record.state == "held" and "quota" in (record.last_error or "").lower()
@@ -345,7 +358,7 @@ async def test_a_refused_upload_is_held_and_fsync_reports_edquot(
         assert drive.fs.status()["errors"]
         assert view.names() == set()
         assert await drive.read_file("big.bin") == b"too much"  # kept here, readable
-        assert faults[0].attempts == 1
+        assert faults.attempts == 1
     async with open_writable(portal, tmp_path) as remounted:  # the next mount tries again
         await portal_holds(view, "big.bin", b"too much")
         await remounted.settled()
@@ -355,13 +368,8 @@ async def test_fsync_of_a_held_file_still_reports_its_refusal(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
     """The portal does not have the file: an fsync must not say it does."""
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=NEVER, wrap=with_faults(faults)) as drive:
-        faults[0].failures = [QuotaExceeded("quota exceeded")]
-        handle = await drive.open_file("big.bin", CREATE)
-        await drive.fs.write(handle, 0, b"too much")
-        assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
-        await drive.close(handle)
+    async with over_quota(portal, tmp_path) as (drive, _):
+        await drive.close(await create_refused(drive, "big.bin", b"too much"))
         handle = await drive.open_file("big.bin", os.O_RDWR)  # fsync again, nothing changed
         assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
         await drive.close(handle)
@@ -369,12 +377,8 @@ async def test_fsync_of_a_held_file_still_reports_its_refusal(
 
 
 async def test_a_new_change_of_a_held_file_tries_again(portal: PortalProcess, tmp_path: Path, view: PortalView) -> None:
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=NEVER, wrap=with_faults(faults)) as drive:
-        faults[0].failures = [QuotaExceeded("quota exceeded")]
-        handle = await drive.open_file("doc.txt", CREATE)
-        await drive.fs.write(handle, 0, b"first")
-        assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
+    async with over_quota(portal, tmp_path) as (drive, _):
+        handle = await create_refused(drive, "doc.txt", b"first")
         await drive.fs.write(handle, 5, b", then more")
         await drive.fs.fsync(handle)  # room again on the portal
         await drive.close(handle)
