@@ -205,13 +205,6 @@ def save_word_backup_dance(folder: Path, name: str, content: bytes) -> None:
     os.unlink(owner)
 
 
-def test_word_backup_rename_dance(mount: MountProcess, view: PortalView) -> None:
-    document = existing_document(mount, view, "Contracts/lease.docx", b"PK\x03\x04 lease v1")
-    save_word_backup_dance(mount.mountpoint / "Contracts", "lease.docx", b"PK\x03\x04 lease v2, signed")
-    assert_saved_once(mount, view, document, b"PK\x03\x04 lease v2, signed")
-    assert listing(mount.mountpoint / "Contracts") == ["lease.docx"]
-
-
 # ---------------------------------------------------------------- 3. delete the original, rename the temp in
 
 
@@ -225,13 +218,21 @@ def save_excel_style(folder: Path, name: str, content: bytes) -> None:
     os.unlink(owner)
 
 
-def test_excel_delete_then_rename(mount: MountProcess, view: PortalView) -> None:
-    document = existing_document(mount, view, "Budget/2024.xlsx", b"PK\x03\x04 totals 100")
-    save_excel_style(mount.mountpoint / "Budget", "2024.xlsx", b"PK\x03\x04 totals 250")
-    assert_saved_once(mount, view, document, b"PK\x03\x04 totals 250")
-    assert listing(mount.mountpoint / "Budget") == ["2024.xlsx"]
-
-
+@pytest.mark.parametrize(("relative", "before", "save", "after"), [
+    pytest.param("Contracts/lease.docx", b"PK\x03\x04 lease v1", save_word_backup_dance,
+                 b"PK\x03\x04 lease v2, signed", id="word-backup-dance"),
+    pytest.param("Budget/2024.xlsx", b"PK\x03\x04 totals 100", save_excel_style, b"PK\x03\x04 totals 250",
+                 id="excel-delete-first"),
+])
+def test_a_save_that_moves_the_original_away_leaves_only_the_document(
+        mount: MountProcess, view: PortalView, relative: str, before: bytes,
+        save: Callable[[Path, str, bytes], None], after: bytes) -> None:
+    """Word's rename-aside and Excel's delete-first: the document is the only name left, locally too."""
+    document = existing_document(mount, view, relative, before)
+    folder = mount.mountpoint / document.folder
+    save(folder, document.name, after)
+    assert_saved_once(mount, view, document, after)
+    assert listing(folder) == [document.name]
 
 
 @pytest.mark.parametrize("save", [
