@@ -535,11 +535,16 @@ def test_rename_over_an_existing_file_replaces_it(place: Place) -> None:
     assert place.view.deleted_names(place.remote) == {"old.txt"}  # the replaced file, in the recycle bin
 
 
-def test_rename_noreplace_refuses_an_existing_target(place: Place) -> None:
+def a_and_b_on_the_portal(place: Place) -> None:
+    """``a.txt`` (``a``) and ``b.txt`` (``b``) in the place, both uploaded: a rename's source and target."""
     (place.local / "a.txt").write_bytes(b"a")
     (place.local / "b.txt").write_bytes(b"b")
     place.portal_has("a.txt", b"a")
     place.portal_has("b.txt", b"b")
+
+
+def test_rename_noreplace_refuses_an_existing_target(place: Place) -> None:
+    a_and_b_on_the_portal(place)
     assert errno_of(lambda: renameat2(place.local / "a.txt", place.local / "b.txt", RENAME_NOREPLACE)) == errno.EEXIST
     assert (place.local / "a.txt").read_bytes() == b"a"
     assert place.view.read(place.at("b.txt")) == b"b"
@@ -549,10 +554,7 @@ def test_rename_noreplace_refuses_an_existing_target(place: Place) -> None:
 
 
 def test_rename_exchange_is_refused(place: Place) -> None:
-    (place.local / "a.txt").write_bytes(b"a")
-    (place.local / "b.txt").write_bytes(b"b")
-    place.portal_has("a.txt", b"a")
-    place.portal_has("b.txt", b"b")
+    a_and_b_on_the_portal(place)
     assert errno_of(lambda: renameat2(place.local / "a.txt", place.local / "b.txt", RENAME_EXCHANGE)) == errno.EINVAL
     assert (place.local / "a.txt").read_bytes() == b"a"
     assert (place.local / "b.txt").read_bytes() == b"b"
