@@ -99,7 +99,12 @@ class Filesystem(Writing):
         return node
 
     async def _occupant(self, parent: Node, name: str) -> _Occupant:
+        """What is at ``name`` now: an upload of it in flight is let finish first (see
+        :meth:`~vfs.uploads.UploadQueue.settle`), so the answer is what the portal has."""
         path = (*self.inodes.remote_path(parent), name)
+        for record in [r for r in self.overlay if r.path[:len(path)] == path]:
+            if self.uploads is not None and self.uploads.uploading(record.id):
+                await self.uploads.settle(record.id)
         staged = self.overlay.at(path)
         remote = await self._remote_child_entry(parent, name)
         if staged is not None and staged.object_id is None:
@@ -127,7 +132,10 @@ class Filesystem(Writing):
             node.orphan_record = record.id  # its readers keep reading it; discarded at the last close
             return
         with trio.CancelScope(shield=True), local_disk_errors("discard"):
-            await self.store.discard(record.id)
+            try:
+                await self.store.discard(record.id)
+            except KeyError:
+                pass  # uploaded and dropped while we waited for it
 
     async def _after_last_close(self, node: Node) -> None:
         if node.pending_delete is not None and node.open_handles == 0:

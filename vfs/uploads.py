@@ -66,6 +66,9 @@ log = logging.getLogger("vfs.uploads")
 
 MAX_BACKOFF = 300.0
 
+#: how long a rename or delete waits for an upload of its file in flight before cutting it short
+SETTLE_PATIENCE = 10.0
+
 #: staging meta: the base version this record's committed content was uploaded as
 UPLOADED = "uploaded"
 COMPARE_CHUNK = 1 << 20
@@ -184,15 +187,33 @@ class UploadQueue:
         if waiter.error is not None:
             raise waiter.error
 
-    async def cancel(self, record_id: int) -> None:
-        """Stop any upload of the record and forget it (it was deleted or replaced locally)."""
-        self._due.pop(record_id, None)
-        self._clean.pop(record_id, None)
+    async def settle(self, record_id: int, *, patience: float = SETTLE_PATIENCE) -> None:
+        """Let an upload of the record in flight end, so the caller sees what the portal has.
+
+        A rename or a delete must not cut an upload short: whether the portal stored it
+        would be unknown (a cancelled POST may have landed), and a file renamed over it, or
+        the name deleted, would then meet a stray copy or a false conflict.  Only an upload
+        still running after ``patience`` seconds (a large file) is cancelled.
+        """
         running = self._busy.get(record_id)
-        if running is not None:
+        if running is None:
+            return
+        with trio.move_on_after(patience):
+            await running.done.wait()
+        if not running.done.is_set():
             running.scope.cancel()
             await running.done.wait()
+
+    async def cancel(self, record_id: int) -> None:
+        """Forget the record's upload (it was deleted or replaced locally); one in flight ends first."""
+        self._due.pop(record_id, None)
+        self._clean.pop(record_id, None)
+        await self.settle(record_id)
+        self._due.pop(record_id, None)
         self._wake_waiters(record_id, None)
+
+    def uploading(self, record_id: int) -> bool:
+        return record_id in self._busy
 
     def pending(self) -> int:
         """Records that will be uploaded without anyone asking (the drain waits for these)."""
@@ -216,20 +237,26 @@ class UploadQueue:
                 self._wake = trio.Event()
                 now = trio.current_time()
                 next_due = math.inf
-                for record_id, due in list(self._due.items()):
+                ready = []
+                for record_id, due in self._due.items():
                     if record_id in self._busy:
                         continue
-                    waited_for = bool(self._waiters.get(record_id))
-                    if self._writers.get(record_id) and not waited_for:
-                        continue  # unhold() reschedules
+                    if self._writers.get(record_id) and not self._waiters.get(record_id):
+                        continue  # open for writing: unhold() wakes us
                     if due <= now:
-                        del self._due[record_id]
-                        await self._limit.acquire()
-                        self._start(nursery, record_id)
+                        ready.append(record_id)
                     else:
                         next_due = min(next_due, due)
-                with trio.move_on_at(next_due):
-                    await self._wake.wait()
+                for record_id in ready:
+                    await self._limit.acquire()
+                    if record_id not in self._due or record_id in self._busy:  # changed while we waited
+                        self._limit.release()
+                        continue
+                    del self._due[record_id]
+                    self._start(nursery, record_id)
+                if not ready:
+                    with trio.move_on_at(next_due):
+                        await self._wake.wait()
 
     def _start(self, nursery: trio.Nursery, record_id: int) -> None:
         try:
@@ -332,6 +359,8 @@ class UploadQueue:
 
         async def stream() -> AsyncIterator[bytes]:
             flight.sent = 0
+            if self._store.get(record.id).generation != record.generation:
+                raise ContentChanged("written since the upload was planned")  # its size is stale
             async for chunk in self._store.content(record.id, fetch, chunk=UPLOAD_CHUNK):
                 flight.sent += len(chunk)
                 yield chunk
