@@ -146,8 +146,8 @@ class UploadQueue:
         if record.state != "pending" or self.local_only(record):
             self._due.pop(record.id, None)
             return
-        if delay is None and self._already_uploaded(record):
-            delay = 0  # nothing to send: only the bookkeeping is left
+        if delay is None and (self._already_uploaded(record) or self._waiters.get(record.id)):
+            delay = 0  # nothing to send but bookkeeping, or an fsync is waiting
         self._due[record.id] = trio.current_time() + (self.delay if delay is None else delay)
         self._wake.set()
 
@@ -178,9 +178,8 @@ class UploadQueue:
             return
         waiter = _Waiter()
         self._waiters[record.id].append(waiter)
-        running = self._busy.get(record.id)
-        if running is not None:  # it may be sending older content: start again once it ends
-            running.scope.cancel()
+        # An upload in flight is let finish (cutting a request short leaves the portal's state
+        # unknown); if it sent older content, _finish queues the file again and we wait for that.
         self._due[record.id] = trio.current_time()
         self._wake.set()
         await waiter.done.wait()
