@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from tests.support.portal_process import PortalProcess
-from tests.unit.vfs.graph import Mounted, open_filesystem
+from tests.unit.vfs.graph import open_filesystem
 from tests.unit.vfs.truth import download, in_thread, mkdir, upload
 from vfs.backends.base import Page, Path as RemotePath, Quota, RemoteEntry, SnapshotRef
 from vfs.backends.ctera import CteraBackend, Timeouts

@@ -34,7 +34,7 @@ import pytest
 
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView, portal_view
-from tests.unit.vfs.graph import CREATE, Mounted, open_filesystem, open_writable, refused
+from tests.unit.vfs.graph import CREATE, Mounted, open_writable, refused
 from tests.unit.vfs.truth import in_thread, mkdir, upload
 from vfs.filesystem import RENAME_EXCHANGE, RENAME_NOREPLACE
 from vfs.inodes import ROOT_INODE

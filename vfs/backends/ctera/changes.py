@@ -34,7 +34,7 @@ the subtrees involved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from vfs.backends.base import (
     BackendError,
