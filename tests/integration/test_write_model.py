@@ -341,12 +341,14 @@ class MountAgainstLocalDirectory(RuleBasedStateMachine):
 
 #: Shrinking a failure of this test replays whole sequences against the mount for many
 #: minutes, and timing (which uploads finished when) makes the replays differ; so a
-#: failure is reported as found, with the mount's log.  PORTALFS_SHRINK=1 shrinks it.
+#: failure is reported as found, with the mount's log.  PORTALFS_SHRINK=1 shrinks it;
+#: PORTALFS_EXAMPLES=N runs N examples instead of 15 (a longer hunt).
 PHASES = list(Phase) if os.environ.get("PORTALFS_SHRINK") else [Phase.explicit, Phase.reuse, Phase.generate]
 
 
 def test_the_mount_behaves_like_a_local_directory(model_mount: RemountableMount, tmp_path: Path) -> None:
     machine = type("MountModel", (MountAgainstLocalDirectory,), {"mount": model_mount, "local_base": tmp_path})
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=15, stateful_step_count=25, deadline=None, phases=PHASES,
+        max_examples=int(os.environ.get("PORTALFS_EXAMPLES", "15")), stateful_step_count=25, deadline=None,
+        phases=PHASES,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]))
