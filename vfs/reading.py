@@ -155,6 +155,7 @@ class Reading:
             maxsize=256, ttl=config.listing_ttl, timer=trio.current_time
         )
         self._quota: TTLCache[str, Quota | None] = TTLCache(maxsize=1, ttl=30, timer=trio.current_time)
+        self._last_quota: Quota | None = None
         self._handles: dict[int, _FileHandle | _DirHandle] = {}
         self._handle_numbers = itertools.count(1)
         self.overlay = Overlay()
@@ -528,9 +529,10 @@ class Reading:
         if "quota" not in self._quota:
             try:
                 with backend_errors("quota"):
-                    self._quota["quota"] = await self.backend.quota()
+                    self._last_quota = await self.backend.quota()
             except VfsError:
-                self._quota["quota"] = None
+                pass  # the portal is away: answer with what we last knew (for the TTL: df polls)
+            self._quota["quota"] = self._last_quota
         quota = self._quota["quota"]
         block = 4096
         if quota is None or quota.available is None:

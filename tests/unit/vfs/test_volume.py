@@ -56,3 +56,15 @@ async def test_statfs_of_an_unlimited_administrator(portal: PortalProcess, tmp_p
         stats = await mounted.fs.statfs()
     assert stats.blocks * stats.block_size == 1 << 50
     assert stats.blocks_free == stats.blocks
+
+
+async def test_statfs_while_the_portal_is_away_keeps_the_last_known_quota(quota_portal: PortalProcess,
+                                                                          tmp_path: Path) -> None:
+    """``df`` during an outage shows the quota it showed before, not a petabyte of free space."""
+    async with open_filesystem(quota_portal, tmp_path / "cache") as mounted:
+        before = await mounted.fs.statfs()
+        assert before.blocks == QUOTA // 4096
+        quota_portal.kill()
+        mounted.fs._quota.clear()  # as if its TTL had passed
+        during = await mounted.fs.statfs()
+    assert during == before
