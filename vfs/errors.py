@@ -3,8 +3,9 @@
 ``VfsError`` carries the errno the kernel should see; the mount layer turns it
 into ``FUSEError`` and treats every other exception as a bug (logged, EIO).
 Backend errors become ``VfsError`` here and nowhere else, in
-:func:`backend_errors`, so each failure has exactly one errno wherever it
-happens.
+:func:`backend_errors`, and so do the local staging area's (full disk, damaged
+record) in :func:`staging_errors`, so each failure has exactly one errno
+wherever it happens.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _ERRNO: tuple[tuple[type[base.BackendError], int], ...] = (
     (base.AuthenticationFailed, errno.EACCES),
     (base.ReadOnly, errno.EROFS),
     (base.QuotaExceeded, errno.EDQUOT),
+    (base.NameTooLong, errno.ENAMETOOLONG),
     (base.InvalidName, errno.EINVAL),
     (base.StaleVersion, errno.ESTALE),
     (base.Unreachable, errno.EIO),
@@ -60,4 +62,21 @@ def backend_errors(what: str) -> Iterator[None]:
         code = errno_of(exc)
         if code in (errno.EIO, errno.ESTALE):
             log.warning("%s: %s", what, exc or type(exc).__name__)
+        raise VfsError(code, f"{what}: {exc}") from exc
+
+
+@contextmanager
+def staging_errors(what: str) -> Iterator[None]:
+    """The staging area's failures during ``what``: a full disk is ENOSPC, a record gone or
+    damaged EIO; a failed fetch of the base version (the portal's) as :func:`backend_errors`."""
+    try:
+        with backend_errors(what):
+            yield
+    except VfsError:
+        raise
+    except KeyError as exc:
+        raise VfsError(errno.EIO, f"{what}: the staged copy is gone ({exc})") from exc
+    except OSError as exc:
+        code = exc.errno if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO) else errno.EIO
+        log.error("%s: %s", what, exc)
         raise VfsError(code, f"{what}: {exc}") from exc

@@ -34,12 +34,12 @@ import trio
 from cache import StagedFile
 from vfs.attributes import Entry
 from vfs.backends.base import Path, RemoteEntry
-from vfs.errors import VfsError, backend_errors
+from vfs.errors import VfsError, backend_errors, staging_errors
 from vfs.inodes import Kind, Node
 from vfs.overlay import entry_of, local_identity
 from vfs.reading import FsConfig, bounded, staged_record_id
 from vfs.saves import donor_of, with_donor, without_donor
-from vfs.writing import WriteBack, Writing, local_disk_errors
+from vfs.writing import WriteBack, Writing
 
 __all__ = ["Filesystem", "FsConfig", "WriteBack"]
 
@@ -79,6 +79,8 @@ class Filesystem(Writing):
         super().__init__(*args, **kwargs)
         #: unlinked portal files still open here, by path: deleted on the portal at their last close
         self._hidden: dict[Path, Node] = {}
+        #: wait for pending uploads after the unmount (``portalfs unmount --no-wait`` says no)
+        self.drain_on_exit = True
 
     async def _remote_child_entry(self, parent: Node, name: str) -> RemoteEntry | None:
         if self._hidden and (*self.inodes.remote_path(parent), name) in self._hidden:
@@ -131,7 +133,7 @@ class Filesystem(Writing):
         if node is not None and node.open_handles and staged_record_id(node.entry) == record.id:
             node.orphan_record = record.id  # its readers keep reading it; discarded at the last close
             return
-        with trio.CancelScope(shield=True), local_disk_errors("discard"):
+        with trio.CancelScope(shield=True), staging_errors("discard"):
             try:
                 await self.store.discard(record.id)
             except KeyError:
@@ -332,7 +334,7 @@ class Filesystem(Writing):
                 fields["meta"] = with_donor(meta, donor)
         assert self.uploads is not None
         await self.uploads.cancel(record.id)
-        with local_disk_errors("rename"):
+        with staging_errors("rename"):
             updated = await self.store.update(record.id, **fields)
         self.overlay.put(updated)
         self.uploads.schedule(updated)
@@ -429,10 +431,5 @@ class Filesystem(Writing):
         self._appeared(self._absolute(target))
 
     def skip_drain(self) -> None:
+        """``portalfs unmount --no-wait``: leave pending uploads to the journal."""
         self.drain_on_exit = False
-
-    drain_on_exit = True
-
-    def _require_writes(self) -> None:
-        if self.writes is None:
-            raise VfsError(errno.EROFS, "this mount is read-only")

@@ -214,10 +214,13 @@ class UploadQueue:
     def uploading(self, record_id: int) -> bool:
         return record_id in self._busy
 
-    def pending(self) -> int:
+    def _waiting(self) -> list[StagedFile]:
         """Records that will be uploaded without anyone asking (the drain waits for these)."""
-        return sum(1 for record in self._store.records()
-                   if record.state in ("pending", "uploading") and not self.local_only(record))
+        return [record for record in self._store.records()
+                if record.state in ("pending", "uploading") and not self.local_only(record)]
+
+    def pending(self) -> int:
+        return len(self._waiting())
 
     # --------------------------------------------------------------- service
 
@@ -281,13 +284,12 @@ class UploadQueue:
 
     async def drain(self, *, report: Callable[[int, int], None] | None = None, every: float = 5.0) -> None:
         """Return once nothing is pending; ``report(count, bytes)`` now and then meanwhile."""
-        for record in self._store.records():
-            if record.state == "pending" and not self.local_only(record):
+        for record in self._waiting():
+            if record.state == "pending":
                 self._due[record.id] = min(self._due.get(record.id, math.inf), trio.current_time())
         self._wake.set()
         while True:
-            waiting = [r for r in self._store.records()
-                       if r.state in ("pending", "uploading") and not self.local_only(r)]
+            waiting = self._waiting()
             if not waiting:
                 return
             if report is not None:
@@ -375,34 +377,31 @@ class UploadQueue:
             except KeyError:
                 self._wake_waiters(record.id, None)
                 return
-            if now.generation == record.generation and not conflict and self._writers.get(record.id):
-                # fsync'ed while still open for writing (sqlite, git): keep the staged copy, now
-                # based on this version, so the next write needs no download; unchanged at its
-                # close, it is dropped without another upload.
-                # ``uploaded`` says (durably, for a crash before the close) that the committed
-                # content *is* the base version; the next commit clears it.
-                now = await self._store.update(record.id, state="pending", object_id=entry.object_id,
-                                               base_version=entry.version, base_size=entry.size, attempts=0,
-                                               last_error=None, meta={**now.meta, UPLOADED: entry.version})
-                self._clean[record.id] = entry
-                self._listener.uploaded(now, entry, finished=False)
-                self._wake_waiters(record.id, None)
-                return
-            if now.generation == record.generation and not conflict:
-                await self._drop_uploaded(now, entry)
-                return
             if conflict:
                 # The local content is safe in the conflict copy; the record is done with.
                 await self._store.discard(record.id)
                 self._listener.uploaded(now, entry, finished=True)
                 self._wake_waiters(record.id, None)
                 return
-            # Written again while the upload ran: the next upload builds on this version.
+            unchanged = now.generation == record.generation
+            if unchanged and not self._writers.get(record.id):
+                await self._drop_uploaded(now, entry)
+                return
+            # Still open for writing after an fsync (sqlite, git), or written again while the
+            # upload ran: keep the staged copy, now based on the version just uploaded, so the
+            # next write needs no download.  If unchanged, ``UPLOADED`` says so (durably, for a
+            # crash before the close): at its close it is dropped without another upload; the
+            # next commit clears the mark.
             now = await self._store.update(record.id, state="pending", object_id=entry.object_id,
-                                           base_version=entry.version, base_size=entry.size,
-                                           attempts=0, last_error=None)
+                                           base_version=entry.version, base_size=entry.size, attempts=0,
+                                           last_error=None,
+                                           meta={**now.meta, UPLOADED: entry.version} if unchanged else None)
             self._listener.uploaded(now, entry, finished=False)
-            self.schedule(now)
+            if unchanged:
+                self._clean[record.id] = entry
+                self._wake_waiters(record.id, None)
+            else:
+                self.schedule(now)
 
     async def _drop_uploaded(self, record: StagedFile, entry: RemoteEntry | None) -> None:
         """The portal has exactly this content (``entry``, if we know it): the staged copy is done with."""

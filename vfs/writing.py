@@ -30,8 +30,6 @@ import dataclasses
 import errno
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import trio
@@ -40,7 +38,7 @@ from cache import BaseFetch, BlockCache, MtimeStore, ObjectKey, StagedFile, Stag
 from vfs import saves
 from vfs.attributes import Attributes, Entry, OpenFile
 from vfs.backends.base import Path, RemoteEntry, WritableBackend
-from vfs.errors import VfsError, backend_errors
+from vfs.errors import VfsError, backend_errors, staging_errors
 from vfs.exclusions import Exclusions
 from vfs.inodes import Kind, Node
 from vfs.overlay import Overlay, entry_of, identity_of, local_identity
@@ -66,23 +64,6 @@ class WriteBack:
     workers: int = 4
 
 
-@contextmanager
-def local_disk_errors(what: str) -> Iterator[None]:
-    """The staging area's failures as errnos: a full disk is ENOSPC, a damaged record EIO;
-    a failed fetch of the base version (the portal's) as :func:`backend_errors` maps it."""
-    try:
-        with backend_errors(what):
-            yield
-    except VfsError:
-        raise
-    except KeyError as exc:
-        raise VfsError(errno.EIO, f"{what}: the staged copy is gone ({exc})") from exc
-    except OSError as exc:
-        code = exc.errno if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO) else errno.EIO
-        log.error("%s: %s", what, exc)
-        raise VfsError(code, f"{what}: {exc}") from exc
-
-
 class Writing(Reading):
     def __init__(self, backend: WritableBackend, cache: BlockCache, config: FsConfig, root_path: Path,
                  root: RemoteEntry, writes: WriteBack | None = None) -> None:
@@ -102,18 +83,20 @@ class Writing(Reading):
 
     # ------------------------------------------------------------ checks
 
-    def _check_writable(self, node: Node) -> None:
+    def _require_writes(self) -> None:
         if self.writes is None:
             raise VfsError(errno.EROFS, "this mount is read-only")
+
+    def _check_writable(self, node: Node) -> None:
+        self._require_writes()
         if node.kind.read_only:
             raise VfsError(errno.EROFS, "snapshots are read-only")
         if node.entry is not None and not node.entry.writable:
             raise VfsError(errno.EACCES, f"{node.name} is read-only on the portal")
 
     def _check_name(self, name: str) -> None:
-        problem = self.writable_backend.name_problem(name)
-        if problem is not None:
-            raise VfsError(errno.ENAMETOOLONG if "bytes long" in problem else errno.EINVAL, problem)
+        with backend_errors(f"the name {name!r}"):
+            self.writable_backend.check_name(name)
 
     # ------------------------------------------------------------ staging
 
@@ -145,13 +128,13 @@ class Writing(Reading):
             record = self._live_record(staged_record_id(node.entry), node)
             if record is not None:
                 if truncate and record.size:
-                    with local_disk_errors(f"truncate {node.name}"):
+                    with staging_errors(f"truncate {node.name}"):
                         await self.store.truncate(record.id, 0, self._base_fetch(record))
                     record = self._refresh(node, record.id)
                 return record
             entry = node.entry
             assert entry is not None and not entry.is_dir
-            with local_disk_errors(f"stage {node.name}"):
+            with staging_errors(f"stage {node.name}"):
                 record = await self.store.create(
                     self.inodes.remote_path(node), object_id=entry.object_id, base_version=entry.version,
                     base_size=entry.size, truncate=truncate, mtime=self._mtime(node))
@@ -197,13 +180,12 @@ class Writing(Reading):
         return record
 
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
-        with local_disk_errors("save"):
+        with staging_errors("save"):
             record = await self.store.commit(record_id, state="pending")  # a new change: a new attempt, even after a refusal
             if UPLOADED in record.meta:  # the content is no longer the version uploaded at an fsync
                 record = await self.store.update(record_id, meta={k: v for k, v in record.meta.items() if k != UPLOADED})
         self._show(node, record)
         return record
-
 
     # ------------------------------------------------------------ opening
 
@@ -224,7 +206,7 @@ class Writing(Reading):
             return opened, self._entry(node)
         path = (*self.inodes.remote_path(parent), name)
         await self._reuse_name(path)
-        with local_disk_errors(f"create {name}"):
+        with staging_errors(f"create {name}"):
             record = await self.store.create(path, truncate=True)
             donor = self.vacancies.claim(path)
             if donor is not None:
@@ -265,7 +247,7 @@ class Writing(Reading):
         record = self._live_record(record_id, node)
         if record is None:
             raise VfsError(errno.ESTALE, "the staged copy was uploaded meanwhile")
-        with local_disk_errors("read"):
+        with staging_errors("read"):
             return await self.store.read(record_id, offset, size, self._base_fetch(record))
 
     @bounded
@@ -275,7 +257,7 @@ class Writing(Reading):
         assert record is not None
         if opened.append:
             offset = record.size
-        with local_disk_errors(f"write {opened.node.name}"):
+        with staging_errors(f"write {opened.node.name}"):
             written = await self.store.write(record_id, offset, data, self._base_fetch(record))
         opened.dirty = True
         self._refresh(opened.node, record_id)
@@ -382,28 +364,21 @@ class Writing(Reading):
             self.mtimes.put(node.entry.object_id, node.entry.version, mtime)
             return self._attributes(node)
         record = await self._stage(node)
-        with local_disk_errors(f"setattr {node.name}"):
+        with staging_errors(f"setattr {node.name}"):
             if size is not None:
                 await self.store.truncate(record.id, size, self._base_fetch(record))
             if mtime is not None:
                 await self.store.set_mtime(record.id, mtime)
         self._refresh(node, record.id)
-        opened = self._handles.get(handle) if handle is not None else None
-        if isinstance(opened, _FileHandle) and opened.writable:
-            opened.dirty = True  # committed at its close
-        elif not self._open_for_write(record.id):
-            record = await self._commit(record.id, node)  # a truncate(2)/utimes(2) by path is a whole change
+        writers = [h for h in self._handles.values()
+                   if isinstance(h, _FileHandle) and h.writable and h.record_id == record.id]
+        for writer in writers:
+            writer.dirty = True  # committed at its close
+        if not writers:  # a truncate(2)/utimes(2) by path is a whole change
+            record = await self._commit(record.id, node)
             assert self.uploads is not None
             self.uploads.schedule(record)
-        else:
-            for other in self._handles.values():
-                if isinstance(other, _FileHandle) and other.record_id == record.id and other.writable:
-                    other.dirty = True
         return self._attributes(node)
-
-    def _open_for_write(self, record_id: int) -> bool:
-        return any(isinstance(h, _FileHandle) and h.writable and h.record_id == record_id
-                   for h in self._handles.values())
 
     # ------------------------------------------------------------ upload callbacks
 
@@ -423,7 +398,7 @@ class Writing(Reading):
         if node.key != entry.object_id:
             self.inodes.rekey(node, entry.object_id)
         if finished:
-            if node.cached_version == f"staged:{record.id}":
+            if node.cached_version == entry_of(record).version:
                 node.cached_version = entry.version
             if entry.name != node.name and parent is not None:  # a conflict copy
                 self.inodes.learn(parent, entry.name, node.kind, node.key, entry, now=trio.current_time())
@@ -447,7 +422,7 @@ class Writing(Reading):
         async def fetch(offset: int, length: int) -> bytes:
             return await self.backend.read(entry, offset, length)
 
-        with local_disk_errors(f"keep the backup {'/'.join(donor.path)}"):
+        with staging_errors(f"keep the backup {'/'.join(donor.path)}"):
             record = await self.store.create(donor.path, truncate=True, mtime=entry.mtime)
             for offset in range(0, entry.size, COPY_CHUNK):
                 data = await self.cache.read(key, offset, COPY_CHUNK, fetch)

@@ -16,6 +16,7 @@ Error tree (the filesystem maps each to one errno, in ``vfs.errors``)::
     ├── ReadOnly            the location cannot be written (EROFS)
     ├── QuotaExceeded       (EDQUOT)
     ├── InvalidName         the portal refuses the name (EINVAL)
+    │   └── NameTooLong     longer than a name may be (ENAMETOOLONG)
     ├── StaleVersion        the file changed remotely since it was described (ESTALE)
     ├── ProtocolError       the portal's reply made no sense (EIO; logged)
     ├── AuthenticationFailed  login refused: wrong user or password (EACCES)
@@ -65,6 +66,10 @@ class QuotaExceeded(BackendError):
 
 
 class InvalidName(BackendError):
+    pass
+
+
+class NameTooLong(InvalidName):
     pass
 
 
@@ -187,9 +192,9 @@ class WritableBackend(Backend, Protocol):
     """The write half.  Paths name the item itself (not its parent); every
     change is done when the call returns (background tasks are awaited)."""
 
-    def name_problem(self, name: str) -> str | None:
-        """Why the portal would refuse ``name`` for a new item (None: it is fine), so a
-        bad name fails at create time rather than at upload."""
+    def check_name(self, name: str) -> None:
+        """Raise InvalidName (NameTooLong) if the portal would refuse ``name`` for a new
+        item, so a bad name fails at create time rather than at upload."""
         ...
 
     async def upload(self, path: Path, source: UploadSource, size: int) -> RemoteEntry:
