@@ -210,6 +210,8 @@ def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tm
         with mounted(portal, mountpoint, options=kill_point.options, cache_dir=cache) as mount:
             expected = kill_point.act(portal, view, mount)
             kill_daemon(mount)
+        if point == "during_big_upload":  # else this case would kill nothing mid-upload
+            assert view.uploads_of("big.bin") == 1, "the upload had ended before the kill"
 
         # Remount with the same cache directory and never touch the mountpoint: the journal is
         # replayed at mount time.  The long delay shows recovered uploads do not wait for it.

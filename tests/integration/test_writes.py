@@ -34,6 +34,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,13 +338,23 @@ def test_a_partial_rewrite_of_a_large_portal_file_fetches_only_the_block_it_chan
                 assert os.pwrite(fd, patch, offset) == len(patch)
                 model[offset:offset + len(patch)] = patch
                 assert os.pread(fd, len(patch) + 20, offset - 10) == model[offset - 10:offset + len(patch) + 10]
-                before_upload = log.content_bytes()  # the upload, after close, needs the rest of the file
+                before_upload = settled_content_bytes(log)  # the upload, after close, needs the rest
             finally:
                 os.close(fd)
             expected = sha256(bytes(model))
             view.wait_for(lambda: sha256(view.read("big.bin")) == expected, timeout=60, what="the rewritten big.bin")
         assert view.file_id("big.bin") == file_id
     assert before_upload <= 2 * MiB, f"{before_upload} bytes fetched to change 4 KiB"
+
+
+def settled_content_bytes(log: RequestLog) -> int:
+    """Content bytes served since the mark, once no transfer is still being logged (a
+    response is logged only when it is complete, so a fetch still streaming is not yet)."""
+    last = -1
+    while (now := log.content_bytes()) != last:
+        last = now
+        time.sleep(0.5)
+    return now
 
 
 def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mount_serving(
@@ -386,6 +397,8 @@ def test_mkdir_and_mkdir_p_make_folders_on_the_portal_at_once(place: Place) -> N
 
 def test_rmdir_removes_an_empty_folder_and_refuses_a_full_one(place: Place) -> None:
     (place.local / "empty").mkdir()
+    made = place.view.stat(place.at("empty"))
+    assert made is not None and made.is_dir
     os.rmdir(place.local / "empty")
     assert not place.view.exists(place.at("empty"))
     (place.local / "full").mkdir()

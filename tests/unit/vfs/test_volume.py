@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from tests.support.portal_process import PortalProcess, running_portal
 from tests.unit.vfs.graph import Mounted, open_filesystem
@@ -58,13 +60,16 @@ async def test_statfs_of_an_unlimited_administrator(portal: PortalProcess, tmp_p
     assert stats.blocks_free == stats.blocks
 
 
-async def test_statfs_while_the_portal_is_away_keeps_the_last_known_quota(quota_portal: PortalProcess,
-                                                                          tmp_path: Path) -> None:
+async def test_statfs_while_the_portal_is_away_keeps_the_last_known_quota(
+        quota_portal: PortalProcess, tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
     """``df`` during an outage shows the quota it showed before, not a petabyte of free space."""
+    mock_clock.rate = 1.0
     async with open_filesystem(quota_portal, tmp_path / "cache") as mounted:
         before = await mounted.fs.statfs()
         assert before.blocks == QUOTA // 4096
         quota_portal.kill()
-        mounted.fs._quota.clear()  # as if its TTL had passed
+        retries = mounted.backend.statistics().retries
+        mock_clock.jump(31)  # past the quota's 30 s TTL: the next statfs asks the portal
         during = await mounted.fs.statfs()
+        assert mounted.backend.statistics().retries > retries, "the second statfs never asked the portal"
     assert during == before
