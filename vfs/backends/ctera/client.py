@@ -56,8 +56,14 @@ from vfs.backends.base import (
     Transient,
     UploadSource,
 )
+from vfs.backends.ctera.bulk import BulkTransport, bulk_transport_for
 from vfs.backends.ctera.changes import Changes
-from vfs.backends.ctera.connection import DEFAULT_TIMEOUTS, Timeouts, make_client
+from vfs.backends.ctera.connection import (
+    DEFAULT_TIMEOUTS,
+    Timeouts,
+    make_client,
+    ssl_context,
+)
 from vfs.backends.ctera.counters import Counters, CteraStatistics, RequestKind
 from vfs.backends.ctera.downloads import DEFAULT_MAX_OVERREAD, RangeReader
 from vfs.backends.ctera.errors import error_for_code
@@ -109,10 +115,12 @@ class CteraBackend:
         retry: RetryPolicy | None = None,
         max_overread: int = DEFAULT_MAX_OVERREAD,
         task_timeout: float = DEFAULT_TIMEOUTS.task,
+        bulk: BulkTransport | None = None,
     ) -> None:
         self._counters = Counters()
         self._session = Session(
-            client, context=ADMIN if admin else SERVICES, user=user, password=password, counters=self._counters
+            client, context=ADMIN if admin else SERVICES, user=user, password=password, counters=self._counters,
+            bulk=bulk,
         )
         self._reader = RangeReader(self._session, max_overread=max_overread)
         self._retry = retry if retry is not None else RetryPolicy()
@@ -162,6 +170,8 @@ class CteraBackend:
             try:
                 await self._session.logout()
             finally:
+                if self._session.bulk is not None:
+                    self._session.bulk.close()
                 await self._client.aclose()
 
     # ----------------------------------------------------------- metadata
@@ -379,10 +389,12 @@ async def open_ctera_backend(
     Transient or ProtocolError.  On exit it logs out and closes connections.
     """
     base_url = _base_url(url)
-    client = make_client(base_url, ca_file=ca_file, insecure=insecure, timeouts=timeouts, transport=transport)
+    tls = ssl_context(ca_file=ca_file, insecure=insecure) if transport is None else None
+    client = make_client(base_url, tls=tls, timeouts=timeouts, transport=transport)
+    bulk = bulk_transport_for(base_url, tls, timeouts) if tls is not None else None
     backend = CteraBackend(
         client, user=user, password=password, admin=admin, retry=retry, max_overread=max_overread,
-        task_timeout=timeouts.task,
+        task_timeout=timeouts.task, bulk=bulk,
     )
     try:
         await backend.login()

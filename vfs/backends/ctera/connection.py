@@ -93,17 +93,17 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 def make_client(
     base_url: str,
     *,
-    ca_file: str | Path | None = None,
-    insecure: bool = False,
+    tls: ssl.SSLContext | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for ``base_url`` configured as this module describes."""
+    """An ``AsyncClient`` for ``base_url`` configured as this module describes
+    (``tls``: from :func:`ssl_context`; the system's CAs when None)."""
     kwargs: dict[str, object] = {}
     if transport is not None:
         kwargs["transport"] = transport
     else:
-        kwargs["verify"] = ssl_context(ca_file=ca_file, insecure=insecure)
+        kwargs["verify"] = tls if tls is not None else ssl_context(ca_file=None, insecure=False)
         kwargs["limits"] = httpx.Limits(
             max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS, keepalive_expiry=30.0
         )

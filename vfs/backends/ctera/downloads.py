@@ -53,13 +53,12 @@ import logging
 import re
 from collections import OrderedDict
 
-import httpx
-
 from vfs.backends.base import IsADirectory, ProtocolError, RemoteEntry, StaleVersion
 from vfs.backends.ctera.bodies import receive
+from vfs.backends.ctera.bulk import BulkResponse
 from vfs.backends.ctera.counters import RequestKind
 from vfs.backends.ctera.paths import href_of
-from vfs.backends.ctera.session import Session
+from vfs.backends.ctera.session import AnyResponse, Session
 
 __all__ = ["DEFAULT_MAX_OVERREAD", "MTIME_TOLERANCE", "RangeReader", "VersionEpochs"]
 
@@ -106,7 +105,7 @@ class RangeReader:
         what = f"read of /{'/'.join(entry.path)} at {offset}"
         session = self._session
         path = href_of(session.context, entry.path)
-        async with session.open("GET", path, kind=RequestKind.READ, what=what, headers=headers) as response:
+        async with session.open("GET", path, kind=RequestKind.READ, what=what, headers=headers, bulk=True) as response:
             status = response.status_code
             if status == 416:
                 self._check_unsatisfiable(response, entry, what)
@@ -165,7 +164,7 @@ class RangeReader:
         return entry
 
     def _check_partial(
-        self, response: httpx.Response, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str
+        self, response: AnyResponse, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str
     ) -> int:
         """Validate a 206; the number of leading bytes to discard."""
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
@@ -181,7 +180,7 @@ class RangeReader:
         return offset - first
 
     def _check_whole(
-        self, response: httpx.Response, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str
+        self, response: AnyResponse, entry: RemoteEntry, offset: int, bound: str | None, etag: str | None, what: str
     ) -> int:
         """Validate a 200 (the whole file); the number of leading bytes to discard."""
         if bound is not None and etag != bound:
@@ -194,12 +193,12 @@ class RangeReader:
         log.debug("%s: the portal ignored Range and sent the whole file", what)
         return offset
 
-    def _check_unsatisfiable(self, response: httpx.Response, entry: RemoteEntry, what: str) -> None:
+    def _check_unsatisfiable(self, response: AnyResponse, entry: RemoteEntry, what: str) -> None:
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
         if match is not None and match.group(3) != "*" and int(match.group(3)) != entry.size:
             raise self._stale(entry, what, f"size {match.group(3)}, expected {entry.size}")
 
-    def _check_mtime(self, response: httpx.Response, entry: RemoteEntry, what: str) -> None:
+    def _check_mtime(self, response: AnyResponse, entry: RemoteEntry, what: str) -> None:
         header = response.headers.get("last-modified")
         if not header or entry.mtime <= 0:
             return
@@ -212,9 +211,14 @@ class RangeReader:
 
     # ------------------------------------------------------------ body
 
-    async def _receive(self, response: httpx.Response, skip: int, wanted: int, what: str) -> bytes:
+    async def _receive(self, response: AnyResponse, skip: int, wanted: int, what: str) -> bytes:
         """``wanted`` bytes of the body after discarding ``skip``; fewer if it ends first."""
         counters = self._session.counters
+        if isinstance(response, BulkResponse):
+            data, received = await response.read_range(skip, wanted)
+            counters.content_bytes += received
+            counters.bytes_received += received
+            return bytes(data)
         data = bytearray()
         to_skip = skip
 

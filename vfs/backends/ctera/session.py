@@ -47,12 +47,18 @@ from http.cookies import CookieError, SimpleCookie
 import httpx
 import trio
 
-from vfs.backends.base import AuthenticationFailed, BackendError, PermissionDenied, ProtocolError
+from vfs.backends.base import (
+    AuthenticationFailed,
+    BackendError,
+    PermissionDenied,
+    ProtocolError,
+)
 from vfs.backends.ctera.bodies import receive
+from vfs.backends.ctera.bulk import BulkResponse, BulkTransport
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
 
-__all__ = ["ADMIN", "SERVICES", "BodyFactory", "Reply", "Session"]
+__all__ = ["ADMIN", "SERVICES", "AnyResponse", "BodyFactory", "Reply", "Session"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Makes a streamed request body afresh, from its start, for each send.  The
 #: stream must declare its length in the request's ``content-length`` header.
 BodyFactory = Callable[[], httpx.AsyncByteStream]
+#: What :meth:`Session.open` yields: httpx's response, or a bulk one for ``bulk=True``.
+AnyResponse = httpx.Response | BulkResponse
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,8 @@ class Reply:
 
 
 class Session:
-    """One context's session on one portal, over one ``httpx.AsyncClient``.
+    """One context's session on one portal, over one ``httpx.AsyncClient``
+    (and a :class:`~.bulk.BulkTransport` for content, when there is one).
 
     ``_lock`` guards logging in (``_session_id`` and ``_generation`` change only
     under it); ``_worked`` is touched only by the trio thread between awaits.
@@ -96,8 +105,10 @@ class Session:
         user: str,
         password: str,
         counters: Counters,
+        bulk: BulkTransport | None = None,
     ) -> None:
         self.client = client
+        self.bulk = bulk
         self.context = context
         self.user = user
         self.__password = password
@@ -190,15 +201,20 @@ class Session:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         body: BodyFactory | None = None,
-    ) -> AsyncIterator[httpx.Response]:
+        bulk: bool = False,
+    ) -> AsyncIterator[AnyResponse]:
         """Send a request with the session cookie; yield the response, body not yet read.
 
         The response is never an expiry signal that a new login could cure:
         those are handled here.  Any other status, 2xx or not, is the caller's.
         Transport failures are raised as ``Transient``/``Unreachable``.
         ``body`` streams the request body instead of ``content`` (see the module
-        docstring); it is called once per send.
+        docstring); it is called once per send.  ``bulk`` (a body-less GET of
+        content) sends it through the bulk transport when there is one: the
+        response is then a :class:`~.bulk.BulkResponse`.
         """
+        if bulk and (method != "GET" or content is not None or body is not None):
+            raise ValueError("only a GET without a body can be sent as a bulk request")
         key = _request_key(method, path, content)
         renewed = False
         while True:
@@ -206,9 +222,14 @@ class Session:
             if self._session_id is None:
                 await self._renew(generation)
                 continue
-            response = await self._send(
-                method, path, kind=kind, what=what, headers=headers, content=content, body=body
-            )
+            response: AnyResponse
+            if bulk and self.bulk is not None:
+                self.counters.requests[kind] += 1
+                response = await self.bulk.get(path, self._headers(self._session_id, headers))
+            else:
+                response = await self._send(
+                    method, path, kind=kind, what=what, headers=headers, content=content, body=body
+                )
             try:
                 signal = self._expiry_signal(response, key)
                 if signal is not None and not renewed:
@@ -250,9 +271,15 @@ class Session:
             body = await self.read_body(response, what=what, limit=limit)
             return Reply(response.status_code, response.headers, body)
 
-    async def read_body(self, response: httpx.Response, *, what: str, limit: int, truncate: bool = False) -> bytes:
+    async def read_body(self, response: AnyResponse, *, what: str, limit: int, truncate: bool = False) -> bytes:
         """The whole body of a streamed response; more than ``limit`` bytes is a
         ProtocolError, or with ``truncate`` just the first ``limit`` bytes."""
+        if isinstance(response, BulkResponse):
+            data = await response.read_some(limit + 1)
+            self.counters.bytes_received += len(data)
+            if len(data) > limit and not truncate:
+                raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
+            return data[:limit]
         body = bytearray()
 
         def take(chunk: bytes) -> bool:
@@ -265,7 +292,7 @@ class Session:
         await receive(response, take, what=what, url=self.url)
         return bytes(body[:limit])
 
-    async def error_of(self, response: httpx.Response, *, what: str) -> BackendError:
+    async def error_of(self, response: AnyResponse, *, what: str) -> BackendError:
         """The ``BackendError`` of a non-2xx response (its body's reason included)."""
         body = await self.read_body(response, what=what, limit=MAX_ERROR_BODY, truncate=True)
         return error_for_status(response.status_code, what=what, body=body, headers=response.headers)
@@ -302,7 +329,7 @@ class Session:
             headers["cookie"] = f"{COOKIE}={session_id}"
         return headers
 
-    def _expiry_signal(self, response: httpx.Response, key: str) -> str | None:
+    def _expiry_signal(self, response: AnyResponse, key: str) -> str | None:
         """Why ``response`` looks like a forgotten session, or None."""
         status = response.status_code
         if status in _REDIRECTS:

@@ -1,0 +1,313 @@
+"""Content downloads over blocking HTTP/1.1 on worker threads: the fast path for ranged reads.
+
+Why a second way to send a request.  On trio, httpx hands a body over one
+TLS record (16 KiB) at a time, each through a chain of async generators and
+a scheduler round trip.  Measured here, that costs the mount daemon about
+3 s of CPU per GB in the HTTP stack alone, on the one thread that also
+answers the kernel, and capped a cold sequential read near 100 MB/s.
+``http.client`` reading with ``readinto`` on a blocking socket decrypts
+straight into the caller's buffer with the GIL released (about 1 s/GB, close
+to curl's), and several such transfers run at once on worker threads while
+the trio thread keeps serving the kernel.
+
+Scope.  Only ``GET``\\ s whose bodies are content are sent this way (see
+``Session.open(bulk=True)``); the XML API, logins and uploads stay on httpx.
+The session layer does everything else as for httpx: cookies, expiry
+signals, error translation.  No bulk transport is made when a test injects
+an httpx transport or when the environment names a proxy for the portal
+(httpx honours proxies; this path does not), so those keep the httpx path.
+
+Connections.  Idle keep-alive connections wait in a LIFO list (the most
+recently used is the least likely to have been closed by the server) and
+are dropped after :data:`IDLE_EXPIRY`.  A connection is reused only after
+its response was read to the end; one whose reply was cut short, failed or
+announced ``Connection: close`` is closed.  A request on a *reused*
+connection that the server closed meanwhile fails before any reply byte;
+it is sent once more on a new connection (the usual keep-alive race, safe
+for a GET).
+
+Timeouts are those of the httpx client: ``connect`` for TCP and TLS set-up,
+``read`` for each wait for bytes (so a long transfer that keeps arriving is
+never cut off).
+
+Cancellation.  Threads cannot be interrupted, so the trio side runs them
+with ``abandon_on_cancel`` and, when cancelled, shuts the exchange's socket
+down: the thread's blocked ``recv`` returns at once, it fails and closes the
+connection, and nothing is returned to the pool.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import httpx
+import trio
+
+from vfs.backends.base import Transient, Unreachable
+from vfs.backends.ctera.connection import POOL_CONNECTIONS, USER_AGENT, Timeouts
+from vfs.backends.ctera.errors import connect_failure_reason
+
+__all__ = ["BulkResponse", "BulkTransport", "bulk_transport_for"]
+
+log = logging.getLogger(__name__)
+
+#: An idle connection older than this is closed rather than reused (servers
+#: close idle keep-alive connections after a while; 30 s is a common choice).
+IDLE_EXPIRY = 20.0
+#: Bytes discarded per step when skipping the start of a body.
+SKIP_CHUNK = 1 << 20
+
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+                     ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+T = TypeVar("T")
+
+
+def bulk_transport_for(base_url: str, context: ssl.SSLContext, timeouts: Timeouts) -> BulkTransport | None:
+    """A bulk transport for ``base_url``, or None when a proxy from the environment applies."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    proxies = urllib.request.getproxies()
+    if parts.scheme in proxies and not urllib.request.proxy_bypass(host):
+        log.info("a proxy is configured for %s: content is downloaded through httpx", base_url)
+        return None
+    return BulkTransport(parts.scheme, host, parts.port, context=context, timeouts=timeouts)
+
+
+class _Exchange:
+    """One request's connection, shared by the trio side (which may abort it) and its thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.connection: http.client.HTTPConnection | None = None
+        self.aborted = False
+
+    def attach(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self.connection = connection
+            aborted = self.aborted
+        if aborted:
+            _shut(connection)
+
+    def abort(self) -> None:
+        """Make the thread's blocked socket call return now (from the trio side)."""
+        with self._lock:
+            self.aborted = True
+            connection = self.connection
+        if connection is not None:
+            _shut(connection)
+
+
+def _shut(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            # The plain socket's shutdown: SSLSocket's own would tear down its TLS
+            # state under the feet of the thread that is reading.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class BulkTransport:
+    """Blocking GETs on worker threads over a small pool of keep-alive connections.
+
+    ``_idle`` (under ``_lock``, touched by worker threads): connections free
+    for reuse with the monotonic time they became idle, most recent last.
+    """
+
+    def __init__(self, scheme: str, host: str, port: int | None, *, context: ssl.SSLContext | None,
+                 timeouts: Timeouts, connections: int = POOL_CONNECTIONS) -> None:
+        if scheme not in ("http", "https"):
+            raise ValueError(f"not an HTTP URL scheme: {scheme!r}")
+        self._scheme, self._host, self._port = scheme, host, port
+        self._context = context
+        self._timeouts = timeouts
+        self._connections = connections
+        self._limiter = trio.CapacityLimiter(connections)
+        self._lock = threading.Lock()
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
+        self._closed = False
+
+    async def get(self, target: str, headers: Mapping[str, str]) -> BulkResponse:
+        """Send ``GET target``; the response with its status and headers, body unread.
+
+        Raises Unreachable (cannot connect) or Transient (anything that failed
+        once connected), like the httpx path's error translation.
+        """
+        if not target.startswith("/") or not target.isascii():
+            raise ValueError(f"not a percent-encoded request target: {target!r}")
+        exchange = _Exchange()
+        all_headers = {"user-agent": USER_AGENT, **headers}
+        response = await self._in_thread(exchange, lambda: self._send(exchange, target, all_headers))
+        return BulkResponse(self, exchange, response)
+
+    def close(self) -> None:
+        """Close the idle connections; later requests fail."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            connection.close()
+
+    # ------------------------------------------------------------ on the thread
+
+    def _send(self, exchange: _Exchange, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        while True:
+            connection, reused = self._acquire()
+            exchange.attach(connection)
+            try:
+                connection.request("GET", target, headers=headers)
+                response = connection.getresponse()
+            except _STALE_CONNECTION as exc:
+                connection.close()
+                if reused and not exchange.aborted:
+                    log.debug("a kept-alive connection was closed by the portal (%r); reconnecting", exc)
+                    continue
+                raise self._failure(exc, exchange) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                raise self._failure(exc, exchange) from exc
+            return response
+
+    def _acquire(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused: True) or a newly connected one."""
+        now = time.monotonic()
+        with self._lock:
+            if self._closed:
+                raise Transient("the connection pool is closed")
+            while self._idle:
+                connection, since = self._idle.pop()
+                if now - since < IDLE_EXPIRY:
+                    return connection, True
+                connection.close()
+        return self._connect(), False
+
+    def _connect(self) -> http.client.HTTPConnection:
+        timeouts = self._timeouts
+        connection: http.client.HTTPConnection
+        if self._scheme == "https":
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeouts.connect,
+                                                     context=self._context)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeouts.connect)
+        try:
+            connection.connect()
+        except OSError as exc:
+            connection.close()
+            where = f"{self._scheme}://{self._host}" + (f":{self._port}" if self._port else "")
+            if isinstance(exc, TimeoutError):
+                raise Unreachable(f"cannot connect to {where}: connection timed out") from exc
+            raise Unreachable(f"cannot connect to {where}: {connect_failure_reason(exc)}") from exc
+        assert connection.sock is not None
+        connection.sock.settimeout(timeouts.read)
+        return connection
+
+    def _release(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self._connections:
+                self._idle.append((connection, time.monotonic()))
+                return
+        connection.close()
+
+    @staticmethod
+    def _failure(exc: BaseException, exchange: _Exchange) -> Transient:
+        if exchange.aborted:
+            return Transient("the transfer was abandoned")
+        if isinstance(exc, TimeoutError):
+            return Transient("the portal did not answer in time (read timeout)")
+        return Transient(f"{type(exc).__name__}: {exc or 'connection lost'}")
+
+    # ------------------------------------------------------------ trio side
+
+    async def _in_thread(self, exchange: _Exchange, work: Callable[[], T]) -> T:
+        try:
+            return await trio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=self._limiter)
+        except trio.Cancelled:
+            exchange.abort()
+            raise
+
+
+class BulkResponse:
+    """A reply whose body is read on a worker thread; the parts httpx.Response callers use."""
+
+    def __init__(self, transport: BulkTransport, exchange: _Exchange, response: http.client.HTTPResponse) -> None:
+        self._transport = transport
+        self._exchange = exchange
+        self._response = response
+        self.status_code = response.status
+        self.headers = httpx.Headers(response.getheaders())
+        self._finished = False
+        #: the body was read to its declared end without an error: the connection is clean
+        self._complete = False
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    async def read_range(self, skip: int, wanted: int) -> tuple[bytearray, int]:
+        """``(data, received)``: up to ``wanted`` body bytes after discarding ``skip``.
+
+        Fewer than ``wanted`` only if the body ends first; ``received`` counts
+        every body byte taken off the wire, the skipped ones included.
+        """
+        return await self._transport._in_thread(self._exchange, lambda: self._read(skip, wanted))
+
+    async def read_some(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of the body (an error reply's reason)."""
+        data, _ = await self.read_range(0, limit)
+        return bytes(data)
+
+    async def aclose(self) -> None:
+        """Give the connection back if the body was read to its end, else close it."""
+        if self._finished:
+            return
+        self._finished = True
+        response, connection = self._response, self._exchange.connection
+        if connection is None:
+            return
+        if self._complete and not response.will_close and not self._exchange.aborted:
+            self._transport._release(connection)
+        else:
+            response.close()
+            connection.close()
+        await trio.lowlevel.checkpoint()
+
+    def _read(self, skip: int, wanted: int) -> tuple[bytearray, int]:
+        response = self._response
+        received = 0
+        try:
+            if skip:
+                scratch = memoryview(bytearray(min(skip, SKIP_CHUNK)))
+                while received < skip:
+                    count = response.readinto(scratch[:min(len(scratch), skip - received)])
+                    if not count:
+                        break
+                    received += count
+            data = bytearray(wanted)
+            view = memoryview(data)
+            filled = 0
+            while filled < wanted:
+                count = response.readinto(view[filled:])
+                if not count:
+                    break
+                filled += count
+            view.release()
+            received += filled
+            del data[filled:]
+        except (OSError, http.client.HTTPException) as exc:
+            raise BulkTransport._failure(exc, self._exchange) from exc
+        if filled < wanted and response.length:
+            # http.client reports a body cut short by the peer as its end.
+            raise Transient(f"the portal closed the connection {response.length} bytes before the body's end")
+        self._complete = response.isclosed()
+        return data, received
