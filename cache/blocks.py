@@ -206,6 +206,13 @@ class BlockCache:
             run.append(index)
             if len(run) == config.fetch_blocks and not launch():
                 return
+        if (run and len(run) < config.fetch_blocks and wanted.stop < _block_count(key, config.block_size)
+                and stream.window >= 2 * config.fetch_size):
+            # A full window that moved by less than one fetch: top it up once a
+            # whole fetch is due, so a steady reader costs the portal one request
+            # per fetch_size rather than one per block.
+            stream.planned(run[0])
+            return
         if launch():
             stream.planned(wanted.stop)
 
@@ -219,6 +226,10 @@ class BlockCache:
         if self._disk is not None:
             for index, payload in blocks.items():
                 await self._disk.store(block_key(key, index), payload)
+
+
+def _block_count(key: ObjectKey, bs: int) -> int:
+    return -(-key.size // bs)
 
 
 def _pieces(indices: list[int], max_blocks: int) -> Iterator[tuple[int, int]]:

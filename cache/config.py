@@ -32,9 +32,10 @@ class CacheConfig:
     disk_bytes: int = 10 << 30
     max_readahead: int = 64 << 20
     """Largest read-ahead window of a sequential reader, in bytes."""
-    parallel_fetches: int = 8
-    """Fetches in flight at once across the whole cache."""
-    fetch_size: int = 4 << 20
+    parallel_fetches: int = 4
+    """Fetches in flight at once across the whole cache (each a worker thread
+    reading a connection: on a small machine more only fight over the GIL)."""
+    fetch_size: int = 8 << 20
     """Preferred bytes per ranged fetch when a miss spans many blocks."""
     sequential_slack: int = 1 << 20
     """How far from the previous read's end a read may start and still count

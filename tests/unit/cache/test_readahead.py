@@ -118,6 +118,24 @@ async def test_a_sequential_reader_reads_ahead_and_then_hits(autojump_clock: tri
     assert source.max_in_flight > 1
 
 
+async def test_a_steady_reader_costs_one_request_per_fetch_size(autojump_clock: trio.abc.Clock
+                                                                  ) -> None:
+    # Once the window is full, each block the reader enters moves it by one
+    # block; topping it up block by block would cost the portal one request
+    # per block.  It is topped up a whole fetch at a time instead.
+    source = FakeSource(make_bytes(400 * BS), delay=0.05)
+    async with open_block_cache(config()) as cache:
+        stream = cache.stream()
+        for offset in range(0, 400 * BS, BS // 2):
+            assert await cache.read(source.key, offset, BS // 2, source.fetch, stream) == \
+                source.data[offset:offset + BS // 2]
+        stats = cache.statistics()
+    assert stats.fetched_bytes == 400 * BS
+    small = [n for start, n in source.calls if n < 8 * BS and start + n < 400 * BS]
+    assert len(small) <= 5  # the ramp-up while the window opens (1, 2, 4 … blocks)
+    assert len(source.calls) <= 400 // 8 + 6
+
+
 async def test_read_ahead_lands_in_the_cache_in_the_background(
         autojump_clock: trio.abc.Clock) -> None:
     source = FakeSource(make_bytes(100 * BS), delay=0.05)
