@@ -4,12 +4,12 @@ The problem: a block file may be cut short by a crash or a full disk, damaged
 by the medium, or (after a power loss, since we do not fsync) be a renamed
 file whose data never reached the disk. None of that may ever be served.
 
-Format, 24-byte header then the payload::
+Format, a header page then the payload::
 
-    magic     8 bytes   b"PFSBLK1\n"
+    magic     8 bytes   b"PFSBLK2\n"
     length    8 bytes   payload length, big-endian
     crc       4 bytes   CRC-32 over the block's name and the payload
-    reserved  4 bytes   zero
+    zeros     up to 4096 bytes (one page)
 
 Subtleties:
 
@@ -29,23 +29,37 @@ Subtleties:
   A failed write removes its temp file before re-raising. We do not fsync:
   this is a cache, the checksum catches torn files after a power loss, and an
   fsync per block would throttle every large read to the disk's flush rate.
+* The payload's whole pages are written with ``O_DIRECT`` where the
+  filesystem allows it (from a page-aligned copy, hence the header page): a
+  block file is read back rarely (after the memory tier lost it), and going
+  around the page cache costs a third of the CPU of a buffered write
+  (measured here: 0.8 against 2.7 s per GB of new 1 MiB files), CPU that a
+  cold read needs for the network and the kernel's FUSE traffic. The
+  unaligned tail goes through the page cache; a filesystem without
+  ``O_DIRECT`` (tmpfs) gets buffered writes throughout.
 * Everything here is blocking file I/O: callers run it in a worker thread.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
 import secrets
 import struct
+import threading
 import zlib
 from pathlib import Path
 
 from .keys import BlockKey
 
-MAGIC = b"PFSBLK1\n"
-_HEADER = struct.Struct(">8sQI4x")
-HEADER_SIZE = _HEADER.size
+MAGIC = b"PFSBLK2\n"
+_HEADER = struct.Struct(">8sQI")
+#: The payload starts at this offset: one page, so that it can be written with O_DIRECT.
+HEADER_SIZE = 4096
+PAGE = 4096
 BLOCKS_DIR = "blocks"
 TMP_DIR = "tmp"
 
@@ -83,12 +97,59 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+class _AlignedBuffer(threading.local):
+    """A page-aligned buffer per thread (an anonymous mmap), grown on demand."""
+
+    buffer: mmap.mmap | None = None
+
+    def at_least(self, size: int) -> mmap.mmap:
+        if self.buffer is None or len(self.buffer) < size:
+            if self.buffer is not None:
+                self.buffer.close()
+            self.buffer = mmap.mmap(-1, max(size, PAGE))
+        return self.buffer
+
+
+_aligned = _AlignedBuffer()
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Switch ``O_DIRECT`` on ``fd``; False where the filesystem refuses it."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return False
+        raise
+    return True
+
+
+def _write_payload(fd: int, payload: bytes) -> None:
+    """Write ``payload`` at the file's current (page-aligned) offset; whole pages direct if possible."""
+    whole = len(payload) - len(payload) % PAGE
+    done = 0
+    if whole and _set_direct(fd, True):
+        buffer = _aligned.at_least(whole)
+        with memoryview(buffer) as view:
+            view[:whole] = memoryview(payload)[:whole]
+            try:
+                _write_all(fd, view[:whole])
+                done = whole
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: O_DIRECT refused after all; rewrite buffered
+                    raise
+                os.lseek(fd, HEADER_SIZE, os.SEEK_SET)
+        _set_direct(fd, False)
+    _write_all(fd, memoryview(payload)[done:])
+
+
 def write_block_file(root: Path, name: str, payload: bytes) -> int:
     """Atomically store ``payload`` as block ``name``; returns the file size.
 
     Raises ``OSError`` (``ENOSPC`` and friends) with no temp file left behind.
     """
-    header = _HEADER.pack(MAGIC, len(payload), _crc(name, payload))
+    header = _HEADER.pack(MAGIC, len(payload), _crc(name, payload)).ljust(HEADER_SIZE, b"\0")
     target = block_path(root, name)
     target.parent.mkdir(mode=0o700, exist_ok=True)
     temp = root / TMP_DIR / f"{name}.{secrets.token_hex(4)}"
@@ -96,7 +157,7 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
     try:
         try:
             _write_all(fd, header)
-            _write_all(fd, payload)
+            _write_payload(fd, payload)
         finally:
             os.close(fd)
         os.replace(temp, target)

@@ -47,7 +47,7 @@ from .private_dir import claim
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: block files with a header page (blockfile.py)
 INDEX_FILE = "index.sqlite3"
 
 
