@@ -36,6 +36,7 @@ from cache import CacheConfig, MtimeStore, open_block_cache, open_staging_store
 from mount.control import ControlError, control_socket_path, serve_control
 from mount.notify import notify
 from mount.operations import PortalOperations
+from mount.readahead import DEFAULT_READ_AHEAD, set_kernel_read_ahead
 from vfs.backends.base import NotFound
 from vfs.backends.ctera import Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
@@ -68,6 +69,8 @@ class MountSettings:
     read_timeout: float = 30.0
     retry_time: float = 30.0
     workers: int = 32
+    #: the kernel's read-ahead window for the mount (mount/readahead.py); 0 leaves the kernel's default
+    read_ahead: int = DEFAULT_READ_AHEAD
     upload_delay: float = 2.0
     upload_workers: int = 4
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
@@ -136,6 +139,7 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)
                         fs.releasedir(await fs.opendir(1))  # the root listing works: we are really ready
+                        await _tune_kernel(settings)
                         log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
                         notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
                         if on_ready:
@@ -147,6 +151,19 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
             with draining:
                 await _drain(fs)
         services.cancel_scope.cancel()
+
+
+async def _tune_kernel(settings: MountSettings) -> None:
+    """Settings the kernel takes only after its INIT request was answered (mount/readahead.py)."""
+    if not settings.read_ahead:
+        return
+    try:
+        # Answered by our own request loop, already running: proof that INIT is done.
+        device = (await trio.to_thread.run_sync(os.stat, settings.mountpoint)).st_dev
+    except OSError as exc:
+        log.info("cannot stat the mountpoint (%s); read-ahead left at the kernel's default", exc)
+        return
+    set_kernel_read_ahead(device, settings.read_ahead)
 
 
 class _DaemonControl:

@@ -124,3 +124,11 @@ def test_statfs_answers(sample_mount: MountProcess) -> None:
     info = os.statvfs(sample_mount.mountpoint)
     assert info.f_bsize > 0 and info.f_blocks > 0
     assert info.f_namemax == 255
+
+
+def test_the_kernel_reads_ahead_a_whole_fuse_request(sample_mount: MountProcess) -> None:
+    device = os.stat(sample_mount.mountpoint).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    if os.geteuid() != 0:
+        pytest.skip("only root can raise a mount's read-ahead; others keep the kernel's 128 KiB")
+    assert knob.read_text().strip() == "1024"
