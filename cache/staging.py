@@ -329,9 +329,12 @@ class StagingStore:
         record.mtime = record.dirty_since = self._clock()
         record.generation += 1
 
-    async def commit(self, id: int, *, state: str = "pending") -> StagedFile:
-        """Make the current content durable and set ``state``; returns the record."""
+    async def commit(self, id: int, *, state: str = "pending", meta: dict[str, str] | None = None) -> StagedFile:
+        """Make the current content durable and set ``state`` (and ``meta``, replacing
+        it, when given) in one journal transaction; returns the record."""
         check_state(state)
+        if meta is not None:
+            meta = {str(k): str(v) for k, v in meta.items()}
         record = self._record(id)
         async with record.lock:
             self._check_alive(record)
@@ -346,8 +349,10 @@ class StagingStore:
                     self._journal.save_content, record.id, size=layout.size,
                     mtime=record.mtime, dirty_since=record.dirty_since,
                     base_limit=layout.base_limit, blocks=layout.present.to_bytes(),
-                    state=state, inline=inline))
+                    state=state, inline=inline, meta=meta))
                 record.state = state
+                if meta is not None:
+                    record.meta = meta
                 record.committed = True
                 record.rewriting = False
                 # An inline snapshot lives in the journal: nothing in the data file is precious.

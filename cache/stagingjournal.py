@@ -191,13 +191,16 @@ class Journal:
         return new_id
 
     def save_content(self, record_id: int, *, size: int, mtime: float, dirty_since: float,
-                     base_limit: int, blocks: bytes, state: str, inline: bytes | None = None) -> None:
+                     base_limit: int, blocks: bytes, state: str, inline: bytes | None = None,
+                     meta: dict[str, str] | None = None) -> None:
         """Record a committed snapshot: the data file is already fsynced, or ``inline``
-        holds the whole content."""
+        holds the whole content.  ``meta`` (if given) replaces the record's meta in the
+        same transaction, so no crash can pair the new content with the old meta."""
+        extra, values = ("", ()) if meta is None else (", meta = ?", (_encode("meta", meta),))
         self._transaction([(
             "UPDATE staged SET size = ?, mtime = ?, dirty_since = ?, base_limit = ?,"
-            " blocks = ?, committed = 1, rewriting = 0, state = ?, inline = ? WHERE id = ?",
-            (size, mtime, dirty_since, base_limit, blocks, state, inline, record_id))])
+            f" blocks = ?, committed = 1, rewriting = 0, state = ?, inline = ?{extra} WHERE id = ?",
+            (size, mtime, dirty_since, base_limit, blocks, state, inline, *values, record_id))])
 
     def save_fields(self, record_id: int, fields: dict[str, object]) -> None:
         """Change bookkeeping columns (see the module docstring)."""

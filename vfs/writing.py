@@ -180,10 +180,13 @@ class Writing(Reading):
         return record
 
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
+        meta = self.store.get(record_id).meta
+        # The content is no longer the version uploaded at an fsync: the mark goes in the
+        # same transaction, or a crash in between would pass new content off as uploaded.
+        cleared = {k: v for k, v in meta.items() if k != UPLOADED} if UPLOADED in meta else None
         with staging_errors("save"):
-            record = await self.store.commit(record_id, state="pending")  # a new change: a new attempt, even after a refusal
-            if UPLOADED in record.meta:  # the content is no longer the version uploaded at an fsync
-                record = await self.store.update(record_id, meta={k: v for k, v in record.meta.items() if k != UPLOADED})
+            # state: a new change is a new attempt, even after a refusal
+            record = await self.store.commit(record_id, state="pending", meta=cleared)
         self._show(node, record)
         return record
 

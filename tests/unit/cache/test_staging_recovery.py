@@ -186,6 +186,34 @@ async def test_an_inline_commit_makes_one_journal_write_and_no_data_fsync(tmp_pa
         assert await content(store, by_path[("big",)].id) == b"b" * (3 * BS)
 
 
+async def test_a_commit_replaces_meta_in_the_same_journal_write(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # New content and the meta that describes it must land together: were the meta a
+    # second write, a crash between the two would pair new bytes with stale meta (the
+    # upload queue would take them for a version already uploaded).
+    from cache.stagingjournal import Journal
+
+    directory = tmp_path / "staging"
+    async with open_staging_store(directory, block_size=BS) as store:
+        s = await store.create(("f",), truncate=True)
+        await store.write(s.id, 0, b"1" * BS, no_base)
+        await store.commit(s.id)
+        await store.update(s.id, meta={"uploaded": "v1", "keep": "yes"})
+        await store.write(s.id, 0, b"2" * BS, no_base)
+
+        def no_second_write(*args: object, **kwargs: object) -> None:
+            raise AssertionError("commit wrote the meta in a transaction of its own")
+
+        monkeypatch.setattr(Journal, "save_fields", no_second_write)
+        committed = await store.commit(s.id, meta={"keep": "yes"})
+        assert committed.meta == {"keep": "yes"}
+    monkeypatch.undo()
+    async with open_staging_store(directory, block_size=BS) as store:
+        (record,) = store.records()
+        assert record.meta == {"keep": "yes"}
+        assert await store.read(record.id, 0, BS, no_base) == b"2" * BS
+
+
 async def test_kill_9_before_any_commit_leaves_nothing(tmp_path: Path) -> None:
     run_and_kill(tmp_path / "staging", "uncommitted")
     async with open_staging_store(tmp_path / "staging", block_size=BS) as store:
