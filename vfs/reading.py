@@ -72,6 +72,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class StagedCopyGone(Exception):
+    """``_read_staged``: the staged copy is no longer there (uploaded and dropped meanwhile).
+
+    A type of its own, not an errno: an ESTALE from the staging area's base fetch
+    (the portal changed under a partial edit) is an answer for the reader, while
+    this one means "read what the portal has now".
+    """
+
+
 @dataclass(frozen=True)
 class FsConfig:
     uid: int = 0
@@ -481,9 +490,8 @@ class Reading:
         if record_id is not None:  # written here: the local content, whoever opened it when
             try:
                 return await self._read_staged(opened.node, record_id, offset, size)
-            except VfsError as exc:
-                if exc.errno != errno.ESTALE:
-                    raise
+            except StagedCopyGone:
+                pass
             await self._revalidate(opened.node)  # uploaded meanwhile: read what the portal has now
             if opened.node.entry is not None and staged_record_id(opened.node.entry) is None:
                 opened.entry = opened.node.entry

@@ -42,7 +42,7 @@ from vfs.errors import VfsError, backend_errors, staging_errors
 from vfs.exclusions import Exclusions
 from vfs.inodes import Kind, Node
 from vfs.overlay import Overlay, entry_of, identity_of, local_identity
-from vfs.reading import FsConfig, Reading, _FileHandle, bounded, staged_record_id
+from vfs.reading import FsConfig, Reading, StagedCopyGone, _FileHandle, bounded, staged_record_id
 from vfs.uploads import UPLOADED, UploadQueue
 
 log = logging.getLogger("vfs")
@@ -249,7 +249,7 @@ class Writing(Reading):
     async def _read_staged(self, node: Node, record_id: int, offset: int, size: int) -> bytes:
         record = self._live_record(record_id, node)
         if record is None:
-            raise VfsError(errno.ESTALE, "the staged copy was uploaded meanwhile")
+            raise StagedCopyGone(f"record {record_id}")
         with staging_errors("read"):
             return await self.store.read(record_id, offset, size, self._base_fetch(record))
 
