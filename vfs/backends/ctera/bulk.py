@@ -77,7 +77,9 @@ def bulk_transport_for(base_url: str, context: ssl.SSLContext, timeouts: Timeout
     parts = urllib.parse.urlsplit(base_url)
     host = parts.hostname or ""
     proxies = urllib.request.getproxies()
-    if parts.scheme in proxies and not urllib.request.proxy_bypass(host):
+    # ALL_PROXY (key "all") applies to every scheme, for httpx as for curl.
+    proxied = bool(proxies.get(parts.scheme) or proxies.get("all"))
+    if proxied and not urllib.request.proxy_bypass(host):
         log.info("a proxy is configured for %s: content is downloaded through httpx", base_url)
         return None
     return BulkTransport(parts.scheme, host, parts.port, context=context, timeouts=timeouts)
