@@ -104,7 +104,7 @@ class Filesystem(Writing):
         """What is at ``name`` now: an upload of it in flight is let finish first (see
         :meth:`~vfs.uploads.UploadQueue.settle`), so the answer is what the portal has."""
         path = (*self.inodes.remote_path(parent), name)
-        for record in [r for r in self.overlay if r.path[:len(path)] == path]:
+        for record in self.overlay.at_or_below(path):
             if self.uploads is not None and self.uploads.uploading(record.id):
                 await self.uploads.settle(record.id)
         staged = self.overlay.at(path)
@@ -133,9 +133,12 @@ class Filesystem(Writing):
         if node is not None and node.open_handles and staged_record_id(node.entry) == record.id:
             node.orphan_record = record.id  # its readers keep reading it; discarded at the last close
             return
+        await self._discard(record.id)
+
+    async def _discard(self, record_id: int) -> None:
         with trio.CancelScope(shield=True), staging_errors("discard"):
             try:
-                await self.store.discard(record.id)
+                await self.store.discard(record_id)
             except KeyError:
                 pass  # uploaded and dropped while we waited for it
 
@@ -146,11 +149,7 @@ class Filesystem(Writing):
         record_id = node.orphan_record
         if record_id is not None and node.open_handles == 0:
             node.orphan_record = None
-            with trio.CancelScope(shield=True):
-                try:
-                    await self.store.discard(record_id)
-                except KeyError:
-                    pass
+            await self._discard(record_id)
 
     # ------------------------------------------------------------ folders
 
@@ -257,7 +256,8 @@ class Filesystem(Writing):
             donor = donor_of(record)
             if donor is not None and donor.object_id == object_id:
                 moved = dataclasses.replace(donor, path=now_at, deleted=deleted)
-                updated = await self.store.update(record.id, meta=with_donor(self.store.get(record.id).meta, moved))
+                with staging_errors("note where a replaced file went"):
+                    updated = await self.store.update(record.id, meta=with_donor(self.store.get(record.id).meta, moved))
                 self.overlay.put(updated)
 
     # ------------------------------------------------------------ rename
@@ -349,7 +349,7 @@ class Filesystem(Writing):
         """
         assert source.portal_id is not None and self.uploads is not None
         replace = target.portal_id is not None or target.remote is not None
-        moving = [record for record in self.overlay if record.path[:len(source_path)] == source_path]
+        moving = self.overlay.at_or_below(source_path)
         for record in moving:
             await self.uploads.cancel(record.id)
         try:
@@ -368,7 +368,8 @@ class Filesystem(Writing):
             await self._left(target_path, target.portal_id, target_path, deleted=True)
         await self._left(source_path, source.portal_id, target_path, deleted=False)
         for record in moving:
-            updated = await self.store.update(record.id, path=(*target_path, *record.path[len(source_path):]))
+            with staging_errors(f"rename {'/'.join(record.path)}"):
+                updated = await self.store.update(record.id, path=(*target_path, *record.path[len(source_path):]))
             self.overlay.put(updated)
             self.uploads.schedule(updated)
         return True

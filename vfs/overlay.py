@@ -93,6 +93,11 @@ class Overlay:
         depth = len(folder)
         return [record for path, record in self._by_path.items() if len(path) > depth and path[:depth] == folder]
 
+    def at_or_below(self, path: Path) -> list[StagedFile]:
+        """Every staged record at ``path`` or under it (a file, or a folder and its contents)."""
+        depth = len(path)
+        return [record for record in self._by_id.values() if record.path[:depth] == path]
+
     def merge(self, folder: Path, entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
         """A folder's remote listing with staged files laid over it (replacing same names)."""
         staged = self.children(folder)

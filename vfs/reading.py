@@ -34,6 +34,7 @@ import dataclasses
 import errno
 import functools
 import itertools
+import math
 import os
 import stat
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
@@ -46,7 +47,7 @@ from cachetools import TTLCache
 from cache import BlockCache, MtimeStore, ObjectKey, ReadStream
 from vfs import snapshots
 from vfs.attributes import Attributes, DirEntry, Entry, FsStats, OpenFile
-from vfs.backends.base import Backend, Path, Quota, RemoteEntry, SnapshotRef, Transient
+from vfs.backends.base import Backend, NotFound, Path, Quota, RemoteEntry, SnapshotRef, Transient
 from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
 from vfs.listings import PAGE_SIZE, Listing, ListingCache
@@ -67,6 +68,9 @@ def is_probe(name: str) -> bool:
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+
+#: Seconds a quota answer is reused for statfs.
+QUOTA_TTL = 30.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -163,8 +167,9 @@ class Reading:
         self._snapshot_lists: TTLCache[Hashable, dict[str, SnapshotRef]] = TTLCache(
             maxsize=256, ttl=config.listing_ttl, timer=trio.current_time
         )
-        self._quota: TTLCache[str, Quota | None] = TTLCache(maxsize=1, ttl=30, timer=trio.current_time)
+        #: the portal's last answer about the quota, and when it was asked (df polls: ask at most every QUOTA_TTL)
         self._last_quota: Quota | None = None
+        self._quota_asked_at = -math.inf
         self._handles: dict[int, _FileHandle | _DirHandle] = {}
         self._handle_numbers = itertools.count(1)
         self.overlay = Overlay()
@@ -264,22 +269,19 @@ class Reading:
         if listing is not None:
             return listing.by_name.get(name)
         path = (*self.inodes.remote_path(parent), name)
-        try:
-            with backend_errors(f"lookup {'/'.join(path)}"):
-                try:
-                    return await self.backend.stat(path)
-                except Transient:  # the portal is away: answer from what we knew
-                    stale = self.listings.peek(parent.key, allow_stale=True)
-                    if stale is not None:
-                        return stale.by_name.get(name)
-                    known = self.inodes.child(parent, name)
-                    if known is None or known.entry is None:
-                        raise
-                    return known.entry
-        except VfsError as exc:
-            if exc.errno == errno.ENOENT:
+        with backend_errors(f"lookup {'/'.join(path)}"):
+            try:
+                return await self.backend.stat(path)
+            except NotFound:
                 return None
-            raise
+            except Transient:  # the portal is away: answer from what we knew
+                stale = self.listings.peek(parent.key, allow_stale=True)
+                if stale is not None:
+                    return stale.by_name.get(name)
+                known = self.inodes.child(parent, name)
+                if known is None or known.entry is None:
+                    raise
+                return known.entry
 
     def _relist_is_cheaper(self, parent: Node) -> bool:
         """Is listing ``parent`` again better than a stat per name looked up in it?
@@ -363,16 +365,13 @@ class Reading:
             entry = listing.by_name.get(node.name)
         else:
             path = self.inodes.remote_path(node)
-            try:
-                with backend_errors(f"stat {'/'.join(path)}"):
-                    try:
-                        entry = await self.backend.stat(path)
-                    except Transient:
-                        return  # the portal is away: keep serving what we knew
-            except VfsError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
-                entry = None
+            with backend_errors(f"stat {'/'.join(path)}"):
+                try:
+                    entry = await self.backend.stat(path)
+                except NotFound:
+                    entry = None
+                except Transient:
+                    return  # the portal is away: keep serving what we knew
         if entry is None and parent is not None:
             entry = await self._renamed(parent, node)
         if entry is None:
@@ -498,19 +497,17 @@ class Reading:
             else:
                 return await self._read(opened, offset, size)
         entry = opened.entry
-        key = ObjectKey(entry.object_id, entry.version, entry.size)
 
-        async def fetch(start: int, length: int) -> bytes:
+        def path_now() -> Path:
             # The version opened, at the node's path now (a remote rename seen since moves it).
             try:
-                path = self.inodes.remote_path(opened.node)
+                return self.inodes.remote_path(opened.node)
             except KeyError:  # a read-ahead outliving the handle and the node's folder
-                path = entry.path
-            return await self.backend.read(dataclasses.replace(entry, path=path), start, length)
+                return entry.path
 
         try:
             with backend_errors(f"read {'/'.join(entry.path)}"):
-                return await self.cache.read(key, offset, size, fetch, opened.stream)
+                return await self._read_version(entry, offset, size, path_now, opened.stream)
         except VfsError as exc:
             if exc.errno == errno.ESTALE:  # changed on the portal: the next open sees the new version
                 opened.node.confirmed_at = 0.0
@@ -518,6 +515,20 @@ class Reading:
                 if parent is not None:
                     self.listings.invalidate(parent.key)
             raise
+
+    async def _read_version(self, entry: RemoteEntry, offset: int, size: int,
+                            path_now: Callable[[], Path] | None = None, stream: ReadStream | None = None) -> bytes:
+        """Bytes of the remote version ``entry`` through the block cache (keyed by id and
+        version, so a path is only where to fetch from: ``path_now()``, if the file may
+        have moved since ``entry`` was taken).  Backend errors pass as they are."""
+        key = ObjectKey(entry.object_id, entry.version, entry.size)
+
+        async def fetch(start: int, length: int) -> bytes:
+            path = entry.path if path_now is None else path_now()
+            return await self.backend.read(entry if path == entry.path else dataclasses.replace(entry, path=path),
+                                           start, length)
+
+        return await self.cache.read(key, offset, size, fetch, stream)
 
     async def release(self, handle: int) -> None:
         opened = self._handles.pop(handle, None)
@@ -534,14 +545,14 @@ class Reading:
 
     @bounded
     async def statfs(self) -> FsStats:
-        if "quota" not in self._quota:
+        if trio.current_time() - self._quota_asked_at >= QUOTA_TTL:
             try:
                 with backend_errors("quota"):
                     self._last_quota = await self.backend.quota()
             except VfsError:
-                pass  # the portal is away: answer with what we last knew (for the TTL: df polls)
-            self._quota["quota"] = self._last_quota
-        quota = self._quota["quota"]
+                pass  # the portal is away: answer with what we last knew (and ask again after the TTL)
+            self._quota_asked_at = trio.current_time()
+        quota = self._last_quota
         block = 4096
         if quota is None or quota.available is None:
             total = 1 << 50  # unknown or unlimited: report a petabyte, as network filesystems do

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import trio
 
-from cache import BaseFetch, BlockCache, MtimeStore, ObjectKey, StagedFile, StagingStore
+from cache import BaseFetch, BlockCache, MtimeStore, StagedFile, StagingStore
 from vfs import saves
 from vfs.attributes import Attributes, Entry, OpenFile
 from vfs.backends.base import Path, RemoteEntry, WritableBackend
@@ -109,16 +109,13 @@ class Writing(Reading):
             return nothing
         base = RemoteEntry(path=record.path, is_dir=False, size=record.base_size, mtime=0.0,
                            object_id=object_id, version=version)
-        key = ObjectKey(object_id, version, record.base_size)
 
-        async def fetch_range(start: int, length: int) -> bytes:
-            current = self.overlay.get(record.id)  # renamed since this fetch was made?
-            path = current.path if current is not None else record.path
-            return await self.backend.read(dataclasses.replace(base, path=path), start, length)
+        def path_now() -> Path:
+            return (self.overlay.get(record.id) or record).path  # renamed since this fetch was made?
 
         async def fetch(offset: int, length: int) -> bytes:
             # Backend errors pass as they are: the upload queue decides on them, FUSE callers map them.
-            return await self.cache.read(key, offset, length, fetch_range)
+            return await self._read_version(base, offset, length, path_now)
 
         return fetch
 
@@ -389,8 +386,8 @@ class Writing(Reading):
         node = self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
         if finished:
             self.overlay.remove(record.id)
-            if self.mtimes is not None:
-                self.mtimes.put(entry.object_id, entry.version, record.mtime)
+            assert self.mtimes is not None  # uploads exist only on a writable mount
+            self.mtimes.put(entry.object_id, entry.version, record.mtime)
         else:
             self.overlay.put(record)
         parent = self._parent_of_path(entry.path)
@@ -417,18 +414,11 @@ class Writing(Reading):
         ``NAME~``, Word's ``~WRL0001.tmp``) while that backup still exists here: keep the
         backup's bytes as a local-only file under that name, as a disk would (the block
         cache usually has them: the editor read the file)."""
-        if self.writes is None or donor.deleted:
-            return
         entry = await self.backend.stat(donor.path)
-        key = ObjectKey(entry.object_id, entry.version, entry.size)
-
-        async def fetch(offset: int, length: int) -> bytes:
-            return await self.backend.read(entry, offset, length)
-
         with staging_errors(f"keep the backup {'/'.join(donor.path)}"):
             record = await self.store.create(donor.path, truncate=True, mtime=entry.mtime)
             for offset in range(0, entry.size, COPY_CHUNK):
-                data = await self.cache.read(key, offset, COPY_CHUNK, fetch)
+                data = await self._read_version(entry, offset, COPY_CHUNK)
                 await self.store.write(record.id, offset, data, self._base_fetch(record))
             record = await self.store.commit(record.id, state="pending")
         self.overlay.put(record)
