@@ -179,19 +179,21 @@ class PortalOperations(pyfuse3.Operations):
                      flags: int, ctx: pyfuse3.RequestContext) -> None:
         await self.fs.rename(parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new), flags)
 
-    # The portal has no links, devices or pipes: a clean EPERM (what Linux answers
-    # for a filesystem without them), never ENOSYS, which some programs misread.
+    # Links, devices and pipes: refused by the filesystem (see ``refuse_special``).
+    @funnel
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)
+        self.fs.refuse_special(parent_inode)
 
+    @funnel
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)
+        self.fs.refuse_special(new_parent_inode)
 
+    @funnel
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)
+        self.fs.refuse_special(parent_inode)
 
     @funnel
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:

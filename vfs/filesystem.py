@@ -27,7 +27,7 @@ import dataclasses
 import errno
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -150,6 +150,17 @@ class Filesystem(Writing):
         if record_id is not None and node.open_handles == 0:
             node.orphan_record = None
             await self._discard(record_id)
+
+    def refuse_special(self, parent_inode: int) -> NoReturn:
+        """symlink, link, mknod in a folder: always refused.
+
+        The portal stores no links, devices or pipes: EPERM, what Linux answers
+        where a filesystem has none (never ENOSYS, which some programs misread);
+        EROFS or EACCES first where nothing at all can be made (a snapshot, a
+        read-only mount or folder), as for any other change.
+        """
+        self._live_folder(parent_inode)
+        raise VfsError(errno.EPERM, "the portal stores no links, devices or pipes")
 
     # ------------------------------------------------------------ folders
 
