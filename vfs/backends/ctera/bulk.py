@@ -30,10 +30,16 @@ Timeouts are those of the httpx client: ``connect`` for TCP and TLS set-up,
 ``read`` for each wait for bytes (so a long transfer that keeps arriving is
 never cut off).
 
+Errors are translated by :func:`~.errors.from_socket_error` (worded as the
+httpx path's), naming the operation (``what``) the session asked for.
+
 Cancellation.  Threads cannot be interrupted, so the trio side runs them
-with ``abandon_on_cancel`` and, when cancelled, shuts the exchange's socket
-down: the thread's blocked ``recv`` returns at once, it fails and closes the
-connection, and nothing is returned to the pool.
+with ``abandon_on_cancel`` and, when cancelled, aborts the exchange (see
+:class:`_Exchange`): if a thread is working on it, its socket is shut down, so
+the blocked ``recv`` returns at once, and that thread closes the response and
+connection when it returns (``http.client`` objects are not thread-safe, so
+the trio side never touches them while a thread may); if none is, the abort
+closes them itself.  Nothing of an aborted exchange goes back to the pool.
 """
 
 from __future__ import annotations
@@ -52,9 +58,9 @@ from typing import TypeVar
 import httpx
 import trio
 
-from vfs.backends.base import Transient, Unreachable
+from vfs.backends.base import Transient
 from vfs.backends.ctera.connection import POOL_CONNECTIONS, USER_AGENT, Timeouts
-from vfs.backends.ctera.errors import connect_failure_reason
+from vfs.backends.ctera.errors import from_socket_error
 
 __all__ = ["BulkResponse", "BulkTransport", "bulk_transport_for"]
 
@@ -86,27 +92,80 @@ def bulk_transport_for(base_url: str, context: ssl.SSLContext, timeouts: Timeout
 
 
 class _Exchange:
-    """One request's connection, shared by the trio side (which may abort it) and its thread."""
+    """One request's connection and response, shared by the trio side and its worker threads.
 
-    def __init__(self) -> None:
+    Who may touch them: a worker while it runs (``_running``, one at a time),
+    the trio side between runs.  Once the trio side gave up (``aborted``),
+    exactly one party closes them, decided under ``_lock``: :meth:`abort` when
+    no worker is running, else that worker as it returns (see :meth:`run`).
+    ``what`` and ``url`` name the request in error messages.
+    """
+
+    def __init__(self, what: str, url: str) -> None:
+        self.what = what
+        self.url = url
         self._lock = threading.Lock()
         self.connection: http.client.HTTPConnection | None = None
+        self.response: http.client.HTTPResponse | None = None
         self.aborted = False
+        self._running = False
 
     def attach(self, connection: http.client.HTTPConnection) -> None:
+        """Use ``connection`` (on the worker); shut at once if the exchange is already aborted."""
         with self._lock:
             self.connection = connection
             aborted = self.aborted
         if aborted:
             _shut(connection)
 
+    def run(self, work: Callable[[], T]) -> T:
+        """``work()`` on this worker thread; the exchange is closed here if it fails
+        or if the trio side aborted it meanwhile (it no longer touches it then)."""
+        with self._lock:
+            if self.aborted:
+                # Abandoned before this thread started: abort() has closed what there was.
+                raise self.abandoned()
+            self._running = True
+        failed = True
+        try:
+            result = work()
+            failed = False
+            return result
+        finally:
+            with self._lock:
+                self._running = False
+                close = failed or self.aborted
+            if close:
+                self.close()
+
     def abort(self) -> None:
-        """Make the thread's blocked socket call return now (from the trio side)."""
+        """The trio side gives up on the exchange (it was cancelled): make a running
+        worker's blocked socket call return now (it closes the rest), or close it all."""
         with self._lock:
             self.aborted = True
-            connection = self.connection
-        if connection is not None:
+            running, connection = self._running, self.connection
+        if not running:
+            self.close()
+        elif connection is not None:
             _shut(connection)
+
+    def close(self) -> None:
+        """Close response and connection; only by the party that owns them (see the class)."""
+        response, connection = self.response, self.connection
+        self.response = self.connection = None
+        if response is not None:
+            response.close()
+        if connection is not None:
+            connection.close()
+
+    def error(self, exc: OSError | http.client.HTTPException, *, connecting: bool = False) -> Transient:
+        """The backend error for ``exc`` raised by this exchange's socket."""
+        if self.aborted:
+            return self.abandoned()
+        return from_socket_error(exc, what=self.what, url=self.url, connecting=connecting)
+
+    def abandoned(self) -> Transient:
+        return Transient(f"{self.what}: the transfer was abandoned")
 
 
 def _shut(connection: http.client.HTTPConnection) -> None:
@@ -132,6 +191,8 @@ class BulkTransport:
         if scheme not in ("http", "https"):
             raise ValueError(f"not an HTTP URL scheme: {scheme!r}")
         self._scheme, self._host, self._port = scheme, host, port
+        #: Names the portal in messages of requests sent without a ``url``.
+        self.url = f"{scheme}://{f'[{host}]' if ':' in host else host}" + (f":{port}" if port else "")
         self._context = context
         self._timeouts = timeouts
         self._connections = connections
@@ -140,15 +201,18 @@ class BulkTransport:
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._closed = False
 
-    async def get(self, target: str, headers: Mapping[str, str]) -> BulkResponse:
+    async def get(self, target: str, headers: Mapping[str, str], *, what: str | None = None,
+                  url: str | None = None) -> BulkResponse:
         """Send ``GET target``; the response with its status and headers, body unread.
 
         Raises Unreachable (cannot connect) or Transient (anything that failed
-        once connected), like the httpx path's error translation.
+        once connected), like the httpx path's error translation.  ``what``
+        (default ``GET <target>``) names the request in those errors, for the
+        body's reads too, and ``url`` (default :attr:`url`) the portal.
         """
         if not target.startswith("/") or not target.isascii():
             raise ValueError(f"not a percent-encoded request target: {target!r}")
-        exchange = _Exchange()
+        exchange = _Exchange(what or f"GET {target}", url or self.url)
         all_headers = {"user-agent": USER_AGENT, **headers}
         response = await self._in_thread(exchange, lambda: self._send(exchange, target, all_headers))
         return BulkResponse(self, exchange, response)
@@ -165,23 +229,22 @@ class BulkTransport:
 
     def _send(self, exchange: _Exchange, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         while True:
-            connection, reused = self._acquire()
+            connection, reused = self._acquire(exchange)
             exchange.attach(connection)
             try:
                 connection.request("GET", target, headers=headers)
-                response = connection.getresponse()
+                exchange.response = connection.getresponse()
             except _STALE_CONNECTION as exc:
-                connection.close()
                 if reused and not exchange.aborted:
                     log.debug("a kept-alive connection was closed by the portal (%r); reconnecting", exc)
+                    connection.close()
                     continue
-                raise self._failure(exc, exchange) from exc
+                raise exchange.error(exc) from exc
             except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                raise self._failure(exc, exchange) from exc
-            return response
+                raise exchange.error(exc) from exc
+            return exchange.response
 
-    def _acquire(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _acquire(self, exchange: _Exchange) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection (reused: True) or a newly connected one."""
         now = time.monotonic()
         with self._lock:
@@ -192,9 +255,9 @@ class BulkTransport:
                 if now - since < IDLE_EXPIRY:
                     return connection, True
                 connection.close()
-        return self._connect(), False
+        return self._connect(exchange), False
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, exchange: _Exchange) -> http.client.HTTPConnection:
         timeouts = self._timeouts
         connection: http.client.HTTPConnection
         if self._scheme == "https":
@@ -206,10 +269,7 @@ class BulkTransport:
             connection.connect()
         except OSError as exc:
             connection.close()
-            where = f"{self._scheme}://{self._host}" + (f":{self._port}" if self._port else "")
-            if isinstance(exc, TimeoutError):
-                raise Unreachable(f"cannot connect to {where}: connection timed out") from exc
-            raise Unreachable(f"cannot connect to {where}: {connect_failure_reason(exc)}") from exc
+            raise exchange.error(exc, connecting=True) from exc
         assert connection.sock is not None
         connection.sock.settimeout(timeouts.read)
         return connection
@@ -221,19 +281,12 @@ class BulkTransport:
                 return
         connection.close()
 
-    @staticmethod
-    def _failure(exc: BaseException, exchange: _Exchange) -> Transient:
-        if exchange.aborted:
-            return Transient("the transfer was abandoned")
-        if isinstance(exc, TimeoutError):
-            return Transient("the portal did not answer in time (read timeout)")
-        return Transient(f"{type(exc).__name__}: {exc or 'connection lost'}")
-
     # ------------------------------------------------------------ trio side
 
     async def _in_thread(self, exchange: _Exchange, work: Callable[[], T]) -> T:
         try:
-            return await trio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=self._limiter)
+            return await trio.to_thread.run_sync(lambda: exchange.run(work), abandon_on_cancel=True,
+                                                 limiter=self._limiter)
         except trio.Cancelled:
             exchange.abort()
             raise
@@ -270,18 +323,21 @@ class BulkResponse:
         return bytes(data)
 
     async def aclose(self) -> None:
-        """Give the connection back if the body was read to its end, else close it."""
+        """Give the connection back if the body was read to its end, else close it.
+
+        Nothing to do for an aborted exchange (its worker or the abort closes
+        it) or a failed one (closed by the worker that failed)."""
         if self._finished:
             return
         self._finished = True
-        response, connection = self._response, self._exchange.connection
-        if connection is None:
+        exchange = self._exchange
+        if exchange.aborted or exchange.connection is None:
             return
-        if self._complete and not response.will_close and not self._exchange.aborted:
+        if self._complete and not self._response.will_close:
+            connection, exchange.connection, exchange.response = exchange.connection, None, None
             self._transport._release(connection)
         else:
-            response.close()
-            connection.close()
+            exchange.close()
         await trio.lowlevel.checkpoint()
 
     def _read(self, skip: int, wanted: int) -> tuple[bytearray, int]:
@@ -307,9 +363,12 @@ class BulkResponse:
             received += filled
             del data[filled:]
         except (OSError, http.client.HTTPException) as exc:
-            raise BulkTransport._failure(exc, self._exchange) from exc
+            raise self._exchange.error(exc) from exc
         if filled < wanted and response.length:
             # http.client reports a body cut short by the peer as its end.
-            raise Transient(f"the portal closed the connection {response.length} bytes before the body's end")
+            if self._exchange.aborted:
+                raise self._exchange.abandoned()
+            raise Transient(f"{self._exchange.what}: the portal closed the connection "
+                            f"{response.length} bytes before the body's end")
         self._complete = response.isclosed()
         return data, received

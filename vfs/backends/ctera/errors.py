@@ -19,7 +19,8 @@ Three kinds of failure reach a client, and each has its table here:
   puts the store's error code first (``InvalidName: …``).
 * **Failed background tasks** (:func:`task_error`): ``errorType`` and
   ``progstring`` of a terminal task status (spec §5.3).
-* **Transport failures** (:func:`from_transport`): httpx exceptions.  A
+* **Transport failures** (:func:`from_transport`): httpx exceptions, and
+  (:func:`from_socket_error`) those of the blocking transport for content.  A
   connection that could not be made is :class:`Unreachable`, with a one-line
   reason that tells the three common causes apart (refused, name not
   resolved, TLS verification failed), because "could not connect" is useless
@@ -34,6 +35,7 @@ contain credentials: the request body is never quoted.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import re
 import socket
 import ssl
@@ -64,6 +66,7 @@ __all__ = [
     "STATUS_ERRORS",
     "error_for_code",
     "error_for_status",
+    "from_socket_error",
     "from_transport",
     "retry_after_seconds",
     "task_error",
@@ -225,14 +228,39 @@ def retry_after_seconds(header: str | None) -> float | None:
 
 def from_transport(exc: httpx.TransportError, *, what: str, url: str) -> Transient:
     """The error for an httpx transport failure while doing ``what`` at ``url``."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return Unreachable(f"cannot connect to {url}: connection timed out")
-    if isinstance(exc, httpx.ConnectError):
-        return Unreachable(f"cannot connect to {url}: {connect_failure_reason(exc)}")
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.ConnectError)):
+        return _not_connected(url, exc)
     if isinstance(exc, httpx.TimeoutException):
-        return Transient(f"{what}: {type(exc).__name__} (the portal did not answer in time)")
+        return _no_answer(what, exc)
     if isinstance(exc, httpx.ProxyError):
         return Unreachable(f"cannot connect to {url} through the proxy: {exc}")
+    return _lost(what, exc)
+
+
+def from_socket_error(exc: OSError | http.client.HTTPException, *, what: str, url: str,
+                      connecting: bool) -> Transient:
+    """The error for a failure of the blocking transport (``http.client``, see
+    :mod:`~.bulk`) while doing ``what`` at ``url``; ``connecting``: while making
+    the connection (TCP and TLS set-up), else once connected.  Worded as
+    :func:`from_transport` words the same failure seen through httpx."""
+    if connecting:
+        return _not_connected(url, exc)
+    if isinstance(exc, TimeoutError):
+        return _no_answer(what, exc)
+    return _lost(what, exc)
+
+
+def _not_connected(url: str, exc: BaseException) -> Unreachable:
+    if isinstance(exc, (httpx.ConnectTimeout, TimeoutError)):
+        return Unreachable(f"cannot connect to {url}: connection timed out")
+    return Unreachable(f"cannot connect to {url}: {connect_failure_reason(exc)}")
+
+
+def _no_answer(what: str, exc: BaseException) -> Transient:
+    return Transient(f"{what}: {type(exc).__name__} (the portal did not answer in time)")
+
+
+def _lost(what: str, exc: BaseException) -> Transient:
     return Transient(f"{what}: {type(exc).__name__}: {exc or 'connection lost'}")
 
 

@@ -225,7 +225,9 @@ class Session:
             response: AnyResponse
             if bulk and self.bulk is not None:
                 self.counters.requests[kind] += 1
-                response = await self.bulk.get(path, self._headers(self._session_id, headers))
+                response = await self.bulk.get(
+                    path, self._headers(self._session_id, headers), what=what, url=self.url
+                )
             else:
                 response = await self._send(
                     method, path, kind=kind, what=what, headers=headers, content=content, body=body
