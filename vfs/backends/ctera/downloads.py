@@ -214,18 +214,22 @@ class RangeReader:
     async def _receive(self, response: AnyResponse, skip: int, wanted: int, what: str) -> bytes:
         """``wanted`` bytes of the body after discarding ``skip``; fewer if it ends first."""
         counters = self._session.counters
-        if isinstance(response, BulkResponse):
-            data, received = await response.read_range(skip, wanted)
+
+        def count(received: int) -> None:
             counters.content_bytes += received
             counters.bytes_received += received
+
+        if isinstance(response, BulkResponse):
+            # The skipping and the stop at ``wanted`` are done on the worker thread.
+            data, received = await response.read_range(skip, wanted)
+            count(received)
             return bytes(data)
         data = bytearray()
         to_skip = skip
 
         def take(chunk: bytes) -> bool:
             nonlocal to_skip
-            counters.content_bytes += len(chunk)
-            counters.bytes_received += len(chunk)
+            count(len(chunk))
             if to_skip:
                 dropped = min(to_skip, len(chunk))
                 chunk, to_skip = chunk[dropped:], to_skip - dropped

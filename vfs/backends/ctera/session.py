@@ -223,15 +223,13 @@ class Session:
                 await self._renew(generation)
                 continue
             response: AnyResponse
+            self.counters.requests[kind] += 1
             if bulk and self.bulk is not None:
-                self.counters.requests[kind] += 1
                 response = await self.bulk.get(
                     path, self._headers(self._session_id, headers), what=what, url=self.url
                 )
             else:
-                response = await self._send(
-                    method, path, kind=kind, what=what, headers=headers, content=content, body=body
-                )
+                response = await self._send(method, path, what=what, headers=headers, content=content, body=body)
             try:
                 signal = self._expiry_signal(response, key)
                 if signal is not None and not renewed:
@@ -276,12 +274,6 @@ class Session:
     async def read_body(self, response: AnyResponse, *, what: str, limit: int, truncate: bool = False) -> bytes:
         """The whole body of a streamed response; more than ``limit`` bytes is a
         ProtocolError, or with ``truncate`` just the first ``limit`` bytes."""
-        if isinstance(response, BulkResponse):
-            data = await response.read_some(limit + 1)
-            self.counters.bytes_received += len(data)
-            if len(data) > limit and not truncate:
-                raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
-            return data[:limit]
         body = bytearray()
 
         def take(chunk: bytes) -> bool:
@@ -291,7 +283,10 @@ class Session:
                 raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
             return len(body) <= limit
 
-        await receive(response, take, what=what, url=self.url)
+        if isinstance(response, BulkResponse):
+            take(await response.read_some(limit + 1))
+        else:
+            await receive(response, take, what=what, url=self.url)
         return bytes(body[:limit])
 
     async def error_of(self, response: AnyResponse, *, what: str) -> BackendError:
@@ -304,7 +299,6 @@ class Session:
         method: str,
         path: str,
         *,
-        kind: str,
         what: str,
         headers: Mapping[str, str] | None,
         content: bytes | None,
@@ -319,7 +313,6 @@ class Session:
             request = httpx.Request(
                 method, request.url, headers=request.headers, stream=body(), extensions=request.extensions
             )
-        self.counters.requests[kind] += 1
         try:
             return await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
