@@ -43,8 +43,6 @@ import httpx
 import trio
 
 from vfs.backends.base import (
-    InvalidName,
-    NameTooLong,
     NotADirectory,
     NotFound,
     Page,
@@ -68,7 +66,7 @@ from vfs.backends.ctera.counters import Counters, CteraStatistics, RequestKind
 from vfs.backends.ctera.downloads import DEFAULT_MAX_OVERREAD, RangeReader
 from vfs.backends.ctera.errors import error_for_code
 from vfs.backends.ctera.execute import execute
-from vfs.backends.ctera.paths import MAX_NAME_BYTES, href_of, storable_name_problem
+from vfs.backends.ctera.paths import href_of, storable_name_error
 from vfs.backends.ctera.quota import propfind_quota
 from vfs.backends.ctera.resources import (
     Placement,
@@ -314,12 +312,9 @@ class CteraBackend:
 
     def check_name(self, name: str) -> None:
         """InvalidName (NameTooLong) if the portal would refuse ``name`` for a new item."""
-        problem = storable_name_problem(name)
-        if problem is None:
-            return
-        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-            raise NameTooLong(problem)
-        raise InvalidName(problem)
+        error = storable_name_error(name)
+        if error is not None:
+            raise error
 
     async def make_folder(self, path: Path) -> RemoteEntry:
         """Create the folder ``path`` (``makeCollection``).  Exists, NotFound, InvalidName, ReadOnly."""

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-from vfs.backends.base import Path
+from vfs.backends.base import InvalidName, NameTooLong, Path
 
-__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "storable_name_problem", "webdav_root"]
+__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "storable_name_error", "webdav_root"]
 
 #: The longest name a Linux filesystem accepts (NAME_MAX), in UTF-8 bytes.
 MAX_NAME_BYTES = 255
@@ -77,18 +77,24 @@ def names_of_href(href: str, context: str) -> Path:
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be one local file name, or None if it can."""
+    error = _name_error(name)
+    return None if error is None else str(error)
+
+
+def _name_error(name: str) -> InvalidName | None:
+    """:func:`name_problem` as an error: NameTooLong for a name over :data:`MAX_NAME_BYTES`."""
     if name in ("", ".", ".."):
-        return f"the name {name!r} is reserved"
+        return InvalidName(f"the name {name!r} is reserved")
     if "/" in name:
-        return "the name contains '/'"
+        return InvalidName("the name contains '/'")
     if "\0" in name:
-        return "the name contains NUL"
+        return InvalidName("the name contains NUL")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        return "the name is not valid Unicode"
+        return InvalidName("the name is not valid Unicode")
     if size > MAX_NAME_BYTES:
-        return f"the name is {size} bytes long (at most {MAX_NAME_BYTES})"
+        return NameTooLong(f"the name is {size} bytes long (at most {MAX_NAME_BYTES})")
     return None
 
 
@@ -98,16 +104,17 @@ _REFUSED_CHARACTERS = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 _DEVICE_NAME = re.compile(r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$")
 
 
-def storable_name_problem(name: str) -> str | None:
-    """Why the portal would refuse to store ``name``, or None: checked before a create,
-    so the writer gets EINVAL at once rather than a failed upload later."""
-    problem = name_problem(name)
-    if problem is not None:
-        return problem
+def storable_name_error(name: str) -> InvalidName | None:
+    """The error (InvalidName, NameTooLong for a name too long) saying why the portal
+    would refuse to store ``name``, or None: checked before a create, so the writer
+    gets EINVAL (ENAMETOOLONG) at once rather than a failed upload later."""
+    error = _name_error(name)
+    if error is not None:
+        return error
     if _REFUSED_CHARACTERS.search(name):
-        return 'the portal does not accept \\ / : * ? " < > | or control characters in names'
+        return InvalidName('the portal does not accept \\ / : * ? " < > | or control characters in names')
     if name[-1] in ". ":
-        return "the portal does not accept names ending with a dot or a space"
+        return InvalidName("the portal does not accept names ending with a dot or a space")
     if _DEVICE_NAME.match(name):
-        return f"{name!r} is a reserved device name"
+        return InvalidName(f"{name!r} is a reserved device name")
     return None
