@@ -26,6 +26,21 @@ from vfs.backends.base import Backend, Path, RemoteEntry
 PAGE_SIZE = 1000
 
 
+async def list_all(backend: Backend, path: Path) -> list[RemoteEntry]:
+    """Every entry of the folder at ``path``, asked of the portal page by page."""
+    entries: list[RemoteEntry] = []
+    start = 0
+    while True:
+        page = await backend.list_page(path, start, PAGE_SIZE)
+        entries.extend(page.entries)
+        if not page.has_more:
+            return entries
+        following = page.next_start if page.next_start is not None else start + len(page.entries)
+        if following <= start:
+            return entries  # a portal that does not advance would loop forever
+        start = following
+
+
 @dataclass(frozen=True)
 class Listing:
     entries: tuple[RemoteEntry, ...]
@@ -89,18 +104,7 @@ class ListingCache:
         return flight.result
 
     async def _fetch(self, path: Path) -> Listing:
-        entries: list[RemoteEntry] = []
-        start = 0
-        while True:
-            page = await self._backend.list_page(path, start, PAGE_SIZE)
-            entries.extend(page.entries)
-            if not page.has_more:
-                break
-            following = page.next_start if page.next_start is not None else start + len(page.entries)
-            if following <= start:
-                break  # a portal that does not advance would loop forever
-            start = following
-        return Listing.of(entries, trio.current_time())
+        return Listing.of(await list_all(self._backend, path), trio.current_time())
 
     def put(self, key: Hashable, entries: list[RemoteEntry]) -> None:
         """Remember a listing we know without asking (a folder we just created is empty)."""
