@@ -27,7 +27,10 @@ decides *when* and *how*:
   pending with a growing back-off, retried until the portal returns.  A
   refusal (quota, permission, invalid name) puts it on hold with the reason:
   kept in the journal, shown by ``portalfs status``, reported to a waiting
-  ``fsync`` as its errno.
+  ``fsync`` as its errno.  So is a failure of the staging area reading or
+  noting the upload (a full disk); if it cannot even note that, the file
+  stays pending and is tried again after a back-off.  One file's trouble
+  never ends the queue.
 
 Concurrency: one trio task per upload, at most ``workers`` at once, never two
 for one record.  ``_busy`` maps a record to its upload's cancel scope;
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import logging
 import math
 import time
@@ -59,8 +63,9 @@ from vfs.backends.base import (
     WritableBackend,
 )
 from vfs.conflicts import conflict_name
-from vfs.errors import VfsError, errno_of
+from vfs.errors import VfsError, errno_of, staging_errors
 from vfs.exclusions import Exclusions
+from vfs.listings import list_all
 
 log = logging.getLogger("vfs.uploads")
 
@@ -129,6 +134,8 @@ class UploadQueue:
         self._waiters: dict[int, list[_Waiter]] = collections.defaultdict(list)
         #: records uploaded while open for writing, and what the portal said (saves a stat)
         self._clean: dict[int, RemoteEntry] = {}
+        #: records whose upload the staging area failed, and how often in a row (their back-off)
+        self._troubles: collections.Counter[int] = collections.Counter()
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.uploaded_count = 0
@@ -143,13 +150,19 @@ class UploadQueue:
 
     def schedule(self, record: StagedFile, *, delay: float | None = None) -> None:
         """Make ``record`` due after ``delay`` (default: the queue's delay) from now."""
-        if record.state != "pending" or self.local_only(record):
+        if not self._may_be_due(record):
             self._due.pop(record.id, None)
             return
         if delay is None and (self._already_uploaded(record) or self._waiters.get(record.id)):
             delay = 0  # nothing to send but bookkeeping, or an fsync is waiting
         self._due[record.id] = trio.current_time() + (self.delay if delay is None else delay)
         self._wake.set()
+
+    def _may_be_due(self, record: StagedFile) -> bool:
+        """Pending, or marked ``uploading`` with no upload in flight (the staging area failed the
+        step that ends an upload: the mark is stale), and not excluded."""
+        waiting = record.state == "pending" or (record.state == "uploading" and record.id not in self._busy)
+        return waiting and not self.local_only(record)
 
     @staticmethod
     def _already_uploaded(record: StagedFile) -> bool:
@@ -172,9 +185,9 @@ class UploadQueue:
             record = self._store.get(record.id)  # the caller's copy may predate a refusal
         except KeyError:
             return  # uploaded and dropped meanwhile
-        if self.local_only(record) or record.state == "held":
-            if record.state == "held":
-                raise VfsError(_held_errno(record), record.last_error or "upload on hold")
+        if record.state == "held":
+            raise _refusal(record)
+        if self.local_only(record):
             return
         waiter = _Waiter()
         self._waiters[record.id].append(waiter)
@@ -203,12 +216,35 @@ class UploadQueue:
             running.scope.cancel()
             await running.done.wait()
 
+    async def settle_under(self, path: Path, *, patience: float = SETTLE_PATIENCE) -> None:
+        """:meth:`settle` every upload in flight of a file at or below ``path``, whether by the
+        path it is uploaded to or by the one it has now (renamed meanwhile).  Costs a look at
+        the uploads in flight (at most ``workers``), not at every staged file."""
+        def below(file_path: Path) -> bool:
+            return file_path[:len(path)] == path
+
+        ids = []
+        for record_id, flight in self._busy.items():
+            try:
+                now_at = self._store.get(record_id).path
+            except KeyError:
+                now_at = flight.record.path
+            if below(flight.record.path) or below(now_at):
+                ids.append(record_id)
+        if len(ids) == 1:
+            await self.settle(ids[0], patience=patience)
+        elif ids:
+            async with trio.open_nursery() as nursery:
+                for record_id in ids:
+                    nursery.start_soon(functools.partial(self.settle, record_id, patience=patience))
+
     async def cancel(self, record_id: int) -> None:
         """Forget the record's upload (it was deleted or replaced locally); one in flight ends first."""
         self._due.pop(record_id, None)
-        self._clean.pop(record_id, None)
         await self.settle(record_id)
         self._due.pop(record_id, None)
+        self._clean.pop(record_id, None)  # after the settle: the upload's _finish may have added it
+        self._troubles.pop(record_id, None)
         self._wake_waiters(record_id, None)
 
     def uploading(self, record_id: int) -> bool:
@@ -232,7 +268,11 @@ class UploadQueue:
                 if record.state == "held" and "held_errno" in record.meta:
                     # Refused by the portal last time; conditions may have changed (quota…).  Records
                     # held by the journal's recovery (possibly mixed content) stay held for a person.
-                    record = await self._store.update(record.id, state="pending")
+                    try:
+                        record = await self._store.update(record.id, state="pending")
+                    except OSError as exc:  # stays held; the next mount tries again
+                        log.error("%s stays on hold: %s", "/".join(record.path), exc)
+                        continue
                 self.schedule(record, delay=0)
             task_status.started()
             while True:
@@ -275,7 +315,12 @@ class UploadQueue:
         record_id = flight.record.id
         try:
             with flight.scope:
-                await self._upload(flight)
+                try:
+                    await self._upload(flight)
+                except Exception as exc:  # noqa: BLE001 - one file's trouble must never end the queue
+                    self._retry_later(flight.record, exc)
+                else:
+                    self._troubles.pop(record_id, None)
         finally:
             del self._busy[record_id]
             flight.done.set()
@@ -302,9 +347,9 @@ class UploadQueue:
 
     async def _upload(self, flight: _InFlight) -> None:
         record = flight.record
-        if record.state != "pending" or self.local_only(record):
-            refusal = VfsError(_held_errno(record), record.last_error or "") if record.state == "held" else None
-            self._wake_waiters(record.id, refusal)
+        # "uploading" here is a stale mark: this is the only upload of the record in flight
+        if record.state not in ("pending", "uploading") or self.local_only(record):
+            self._wake_waiters(record.id, _refusal(record) if record.state == "held" else None)
             return
         if self._already_uploaded(record):
             try:
@@ -316,10 +361,11 @@ class UploadQueue:
             return
         try:
             record = await self._store.update(record.id, state="uploading")
-            record = await self._adopt_donor(record)
-            target, conflict = await self._target(record)
-            if target is None:  # the portal already has exactly this content
-                entry = await self._backend.stat(record.path)
+            record, known = await self._adopt_donor(record)
+            target, conflict, remote = await self._target(record, known)
+            if target is None:  # the portal already has exactly this content: ``remote``
+                assert remote is not None
+                entry = remote
             else:
                 entry = await self._backend.upload(target, self._source(flight, record), record.size)
         except ContentChanged:
@@ -336,6 +382,9 @@ class UploadQueue:
             # unchanged parts can no longer be read): keep it for a person to decide.
             await self._hold(record, exc)
             return
+        except OSError as exc:  # the staging area's (a full disk): held with its errno
+            await self._hold(record, exc)
+            return
         except Exception as exc:  # a bug must cost this upload, never the mount
             log.exception("upload of %s failed unexpectedly", "/".join(record.path))
             await self._hold(record, exc)
@@ -346,6 +395,8 @@ class UploadQueue:
                     await self._back_to_pending(self._store.get(record.id), None, reschedule=False)
                 except KeyError:
                     pass
+                except OSError as exc:  # the stale "uploading" mark is tolerated
+                    log.error("upload of %s: cannot mark it pending again: %s", "/".join(record.path), exc)
             raise
         if conflict:
             when = time.time()
@@ -429,20 +480,50 @@ class UploadQueue:
             if reschedule:
                 self.schedule(record, delay=backoff)
         elif reschedule:
-            self.schedule(record, delay=0 if self._waiters.get(record.id) else None)
+            self.schedule(record)
 
     async def _hold(self, record: StagedFile, error: Exception) -> None:
+        """Keep the file for a person to decide, with the errno ``error`` stands for; if the
+        staging area cannot note that either, it stays pending and is tried again later."""
+        what = f"upload of {'/'.join(record.path)}"
+        code = _errno_for(error, what)
         message = f"{type(error).__name__}: {error}"
-        log.error("upload of %s refused: %s; kept locally (portalfs status)", "/".join(record.path), error)
-        self._note_error(f"upload of {'/'.join(record.path)} refused: {error}")
+        how = "refused" if isinstance(error, BackendError) else "failed"
+        if not isinstance(error, OSError):  # _errno_for logged that one
+            log.error("%s %s: %s; kept locally (portalfs status)", what, how, error)
+        self._note_error(f"{what} {how}: {error}")
+        unnoted = None
         with trio.CancelScope(shield=True):
             try:
-                code = errno_of(error) if isinstance(error, BackendError) else errno.EIO
-                record = await self._store.update(record.id, state="held", last_error=message,
-                                                  meta={**record.meta, "held_errno": str(code)})
+                await self._store.update(record.id, state="held", last_error=message,
+                                         meta={**record.meta, "held_errno": str(code)})
             except KeyError:
                 pass
-        self._wake_waiters(record.id, VfsError(_held_errno(record), message))
+            except OSError as exc:
+                unnoted = exc
+        self._wake_waiters(record.id, VfsError(code, message))
+        if unnoted is not None:
+            self._retry_later(record, unnoted)
+
+    def _retry_later(self, record: StagedFile, error: Exception) -> None:
+        """The staging area failed a step of ``record``'s upload (or a bug did): the record is as
+        the store last noted it (pending, or a stale ``uploading``); try it again after a back-off."""
+        what = f"upload of {'/'.join(record.path)}"
+        code = _errno_for(error, what)  # logs an OSError
+        if not isinstance(error, OSError):
+            log.error("%s failed unexpectedly", what, exc_info=error)
+        self._wake_waiters(record.id, VfsError(code, f"{what}: {error}"))
+        try:
+            now = self._store.get(record.id)
+        except KeyError:
+            return
+        self._troubles[record.id] += 1
+        backoff = min(MAX_BACKOFF, 2.0 ** min(now.attempts + self._troubles[record.id], 9))
+        log.warning("%s: retrying in %.0f s", what, backoff)
+        self._note_error(f"{what}: {error}")
+        if now.state in ("pending", "uploading") and not self.local_only(now):  # "uploading": stale
+            self._due[record.id] = trio.current_time() + backoff
+            self._wake.set()
 
     def _note_error(self, message: str) -> None:
         self.errors.append({"when": time.time(), "message": message})
@@ -454,16 +535,17 @@ class UploadQueue:
 
     # ---------------------------------------------------------- target checks
 
-    async def _adopt_donor(self, record: StagedFile) -> StagedFile:
-        """Bring back the file this new one replaces, so the upload is a new version of it."""
+    async def _adopt_donor(self, record: StagedFile) -> tuple[StagedFile, RemoteEntry | None]:
+        """Bring back the file this new one replaces, so the upload is a new version of it; and
+        the portal's entry at the record's path, if that was learned on the way."""
         donor = saves.donor_of(record)
         if donor is None or record.object_id is not None:
-            return record
+            return record, None
         aside = not donor.deleted and donor.path != record.path  # renamed aside, not deleted
         if (aside and not self.exclusions.matches(donor.path[-1])) or not self._listener.may_reclaim(donor):
             # Renamed to an ordinary name (kept deliberately, not a backup of this save), or
             # in use here (edited or open under its other name): it keeps its identity.
-            return await self._store.update(record.id, meta=saves.without_donor(record.meta))
+            return await self._store.update(record.id, meta=saves.without_donor(record.meta)), None
         try:
             if aside:
                 await self._listener.keep_backup(donor)
@@ -471,28 +553,30 @@ class UploadQueue:
         except (BackendError, VfsError) as exc:
             log.info("%s: cannot bring back %s (%s); uploading it as a new file",
                      "/".join(record.path), "/".join(donor.path), exc)
-            return await self._store.update(record.id, meta=saves.without_donor(record.meta))
+            return await self._store.update(record.id, meta=saves.without_donor(record.meta)), None
         record = await self._store.update(record.id, object_id=entry.object_id, base_version=entry.version,
                                           base_size=entry.size, meta=saves.without_donor(record.meta))
         self._listener.reclaimed(donor, record)
-        return record
+        return record, entry
 
-    async def _target(self, record: StagedFile) -> tuple[Path | None, bool]:
-        """Where to upload: (the record's path, False), (a conflict copy, True), or (None, False)
-        when the portal already holds this very content there."""
+    async def _target(self, record: StagedFile,
+                      known: RemoteEntry | None = None) -> tuple[Path | None, bool, RemoteEntry | None]:
+        """Where to upload, and what the portal has at the record's path (None: nothing):
+        (the record's path, False, …), (a conflict copy, True, …), or (None, False, entry) when
+        the portal already holds this very content there.  ``known``: that entry, just learned."""
         try:
-            remote = await self._backend.stat(record.path)
+            remote = known if known is not None else await self._backend.stat(record.path)
         except NotFound:
             if record.object_id is not None:
                 log.warning("%s was deleted on the portal meanwhile; uploading the local version as a new file",
                             "/".join(record.path))
-            return record.path, False
+            return record.path, False, None
         if not remote.is_dir and remote.object_id == record.object_id and remote.version == record.base_version:
-            return record.path, False
+            return record.path, False, remote
         if not remote.is_dir and await self._holds_our_content(remote, record):
-            return None, False
+            return None, False, remote
         names = await self._names_near(record.path)
-        return (*record.path[:-1], conflict_name(record.path[-1], time.time(), names)), True
+        return (*record.path[:-1], conflict_name(record.path[-1], time.time(), names)), True, remote
 
     async def _holds_our_content(self, remote: RemoteEntry, record: StagedFile) -> bool:
         """Is ``remote`` byte for byte the staged content (our upload, confirmed before a crash)?"""
@@ -511,14 +595,7 @@ class UploadQueue:
         return True
 
     async def _names_near(self, path: Path) -> set[str]:
-        names: set[str] = set()
-        start = 0
-        while True:
-            page = await self._backend.list_page(path[:-1], start, 1000)
-            names.update(entry.name for entry in page.entries)
-            if not page.has_more:
-                return names
-            start = page.next_start if page.next_start is not None else start + len(page.entries)
+        return {entry.name for entry in await list_all(self._backend, path[:-1])}
 
     # ------------------------------------------------------------------ status
 
@@ -535,8 +612,28 @@ class UploadQueue:
                 "bytes_uploaded": self.uploaded_bytes}
 
 
-def _held_errno(record: StagedFile) -> int:
+def _refusal(record: StagedFile) -> VfsError:
+    """What an fsync of a held record reports: the errno it was held with."""
     try:
-        return int(record.meta.get("held_errno", errno.EIO))
-    except ValueError:
-        return errno.EIO
+        code = int(record.meta["held_errno"])
+    except (KeyError, ValueError):  # held by the journal's recovery (possibly mixed content)
+        code = _errno_for(None, "")
+    return VfsError(code, record.last_error or "upload on hold")
+
+
+def _errno_for(error: BaseException | None, what: str) -> int:
+    """The errno a failed upload reports, as ``vfs.errors`` maps it: a backend's refusal by its
+    kind, the staging area's failure (logged as ``what``) by its own errno; anything else EIO.
+
+    (A stand-in for a helper of ``vfs.errors``.)"""
+    if isinstance(error, VfsError):
+        return error.errno
+    if isinstance(error, BackendError):
+        return errno_of(error)
+    if isinstance(error, OSError):
+        try:
+            with staging_errors(what):
+                raise error
+        except VfsError as mapped:
+            return mapped.errno
+    return errno.EIO
