@@ -18,8 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pytest
 from tests.support import portal_http
 from tests.support.mount_process import is_mounted, unmount
 from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 
@@ -47,15 +47,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if f"{os.sep}cli{os.sep}" in str(item.fspath):
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``condition`` until true; a hang becomes a failure naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import BIN, Cli, all_pids, alive, proc_field, wait_for
+from tests.cli.conftest import BIN, Cli, all_pids, alive, proc_field
 from tests.support.mount_process import is_mounted
 from tests.support.portal_process import PortalProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 

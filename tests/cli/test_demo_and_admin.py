@@ -7,8 +7,9 @@ import signal
 
 import pytest
 
-from tests.cli.conftest import Cli, alive, no_mounts_left, proc_field, wait_for
+from tests.cli.conftest import Cli, alive, no_mounts_left, proc_field
 from tests.support.portal_process import PortalProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.cli.conftest import Cli, no_mounts_left, one_line_failure, wait_for
+from tests.cli.conftest import Cli, no_mounts_left, one_line_failure
 from tests.support.portal_process import PortalProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 

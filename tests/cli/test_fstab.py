@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import BIN, Cli, alive, no_mounts_left, one_line_failure, wait_for
+from tests.cli.conftest import BIN, Cli, alive, no_mounts_left, one_line_failure
 from tests.support.mount_process import is_mounted
 from tests.support.portal_process import PortalProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 

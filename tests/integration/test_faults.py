@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mount_process import mounted
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, free_port, running_portal
 
 pytestmark = pytest.mark.fuse
 
@@ -25,14 +25,8 @@ BOUND = ["request_timeout=8", "retry_time=3", "connect_timeout=2", "read_timeout
          "attr_timeout=1", "entry_timeout=1", "negative_timeout=1"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_portal_down_gives_bounded_errors_and_recovers(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
     with running_portal(data, "--sample", port=port) as portal:
         with mounted(portal, tmp_path / "mnt", options=BOUND) as mount:

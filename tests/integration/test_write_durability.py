@@ -22,7 +22,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,9 +35,10 @@ import pytest
 
 from tests.support import portal_http
 from tests.support.mount_process import MountProcess, mounted, unmount
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, free_port, running_portal
 from tests.support.portal_view import PortalView, portal_view
 from tests.support.sdk import user_session
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 
@@ -56,12 +56,6 @@ def kill_daemon(mount: MountProcess) -> None:
     os.killpg(mount.process.pid, signal.SIGKILL)
     mount.process.wait(timeout=20)
     unmount(mount.mountpoint)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def portalfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -231,13 +225,6 @@ def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tm
 FAST_FAILURE = ["request_timeout=5", "retry_time=2", "connect_timeout=1", "read_timeout=3"]
 
 
-def _wait_for_log(mount: MountProcess, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in mount.log():
-        assert time.monotonic() < deadline, f"{text!r} not in the mount log:\n{mount.log()[-3000:]}"
-        time.sleep(0.1)
-
-
 def test_uploads_interrupted_by_a_dead_portal_finish_when_it_returns(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
@@ -250,7 +237,8 @@ def test_uploads_interrupted_by_a_dead_portal_finish_when_it_returns(tmp_path: P
             for name, data_bytes in small.items():
                 write_file(mount.mountpoint / name, data_bytes)
             portal.kill()  # during the large upload, before or during the small ones
-            _wait_for_log(mount, "retrying in")  # the queue noticed and backs off
+            wait_for(lambda: "retrying in" in mount.log(), what="'retrying in' in the mount log",
+                     detail=lambda: mount.log()[-3000:])  # the queue noticed and backs off
             time.sleep(1)  # stay away a little longer: several uploads fail
             with running_portal(data, port=port) as again, portal_view(again) as view:
                 view.wait_for(lambda: view.tree() == files, timeout=90, what="every upload retried to the end")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,13 @@ class PortalProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now: to restart a portal on the same port, or to be refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def portal_command(data_dir: Path, *extra: str, ready_file: Path, port: int = 0) -> list[str]:

@@ -14,7 +14,6 @@ waits for the portal to reach the expected state, with a deadline.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import httpx
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess
 from tests.support.sdk import user_session
+from tests.support.waiting import wait_for
 from wire import ctera_xml
 from wire.ctera_xml import obj
 
@@ -116,18 +116,9 @@ class PortalView:
         return found
 
     def wait_for(self, condition: Callable[[], T], *, timeout: float = 30.0, what: str = "the portal") -> T:
-        """Poll ``condition`` until it returns something true; that value."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                value = condition()
-            except (AssertionError, httpx.HTTPStatusError):
-                value = None  # type: ignore[assignment]
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not reach the expected state within {timeout} s")
-            time.sleep(0.1)
+        """Poll ``condition`` until it returns something true; that value.  A failed
+        assertion or an HTTP error status in ``condition`` counts as "not yet"."""
+        return wait_for(condition, timeout, what, interval=0.1, ignoring=(AssertionError, httpx.HTTPStatusError))
 
 
 def _item(info: ctera_xml.Obj) -> Item:

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from tests.support import portal_http
-from tests.support.portal_process import PortalProcess
+from tests.support.portal_process import PortalProcess, free_port
 from tests.unit.backends.conftest import connect, download, in_thread
 from vfs.backends.base import Transient, Unreachable
 from vfs.backends.ctera.bulk import BulkTransport, bulk_transport_for
@@ -141,12 +141,6 @@ def silent_server() -> Iterator[int]:
         for conn in accepted:
             conn.close()
         listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_a_refused_connection_is_unreachable() -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import pytest
 import trio
 
 from portal.tls import self_signed
-from tests.support.portal_process import PortalProcess
+from tests.support.portal_process import PortalProcess, free_port
 from tests.unit.backends.conftest import connect, expire_sessions, in_thread
 from vfs.backends.base import AuthenticationFailed, NotFound, Unreachable
 from vfs.backends.ctera import connection, open_ctera_backend
@@ -48,16 +47,10 @@ async def test_an_administrator_must_use_the_admin_context(sample_portal: Portal
             pass
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_an_unreachable_port_fails_fast_with_a_clear_reason() -> None:
     with trio.fail_after(5):
         with pytest.raises(Unreachable) as caught:
-            async with open_ctera_backend(f"https://127.0.0.1:{_free_port()}", "alice", "pw"):
+            async with open_ctera_backend(f"https://127.0.0.1:{free_port()}", "alice", "pw"):
                 pass
     message = str(caught.value)
     assert "connection refused" in message and "127.0.0.1" in message
