@@ -32,11 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from mount import control
-from mount.status_text import waiting_uploads
 from tests.support.mount_process import MountProcess, mounted
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView, portal_view
+from tests.support.portalfs_cli import wait_until_quiet
 
 pytestmark = pytest.mark.fuse
 
@@ -56,18 +55,6 @@ def view(portal: PortalProcess) -> Iterator[PortalView]:
 def mount(portal: PortalProcess, tmp_path: Path) -> Iterator[MountProcess]:
     with mounted(portal, tmp_path / "mnt", options=[UPLOAD_DELAY]) as process:
         yield process
-
-
-def wait_until_quiet(mount: MountProcess, timeout: float = 30.0) -> None:
-    """Until the mount has nothing left to upload by itself (excluded files stay, as they should)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = control.ask(mount.mountpoint, {"op": "status"})
-        if not waiting_uploads(status) and not status["uploads"]["in_flight"]:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"uploads still pending after {timeout} s: {status['uploads']}\n{mount.log()}")
-        time.sleep(0.1)
 
 
 def wait_for_content(view: PortalView, mount: MountProcess, relative: str, content: bytes) -> None:

@@ -11,47 +11,20 @@ the portal's own request log, never through the mount.
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import portal_http
-from tests.support.mount_process import MountProcess, is_mounted, mounted
+from tests.support.mount_process import is_mounted, mounted
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView, portal_view
+from tests.support.portalfs_cli import HOLD_BACK, content, pending_uploads, succeeds
 from tests.support.request_log import RequestLog
 
 pytestmark = pytest.mark.fuse
-
-PORTALFS = Path(sys.executable).parent / "portalfs"  # the console script, as users run it
-HOLD_BACK = "upload_delay=30"  # nothing is uploaded on a timer while the test looks
-
-
-def content(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def portalfs(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PORTALFS), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          check=False)
-
-
-def succeeds(*args: str | Path, timeout: float = 120) -> str:
-    result = portalfs(*args, timeout=timeout)
-    assert result.returncode == 0, f"portalfs {' '.join(map(str, args))}: {result.returncode}\n{result.stderr}"
-    return result.stdout
-
-
-def pending_uploads(mount: MountProcess) -> dict[str, int]:
-    """path → size of every staged file ``portalfs status --json`` reports."""
-    snapshot = json.loads(succeeds("status", mount.mountpoint, "--json"))
-    return {entry["path"]: entry["size"] for entry in snapshot["uploads"]["pending"]}
 
 
 def write_files(root: Path, files: dict[str, bytes]) -> None:
@@ -77,7 +50,7 @@ def test_status_shows_pending_uploads_with_sizes_until_they_are_sent(portal: Por
     with portal_view(portal) as view, mounted(portal, tmp_path / "mnt", options=[HOLD_BACK]) as mount:
         write_files(mount.mountpoint, FILES)
 
-        assert pending_uploads(mount) == {path: len(data) for path, data in FILES.items()}
+        assert pending_uploads(mount.mountpoint) == {path: len(data) for path, data in FILES.items()}
         text = succeeds("status", mount.mountpoint)
         assert "Uploads: 2 pending" in text, text
         lines = {line.split()[-1]: line for line in text.splitlines() if line.startswith("  ")}
@@ -89,7 +62,7 @@ def test_status_shows_pending_uploads_with_sizes_until_they_are_sent(portal: Por
                 os.fsync(file.fileno())
         assert files_on(view) == FILES
 
-        assert pending_uploads(mount) == {}
+        assert pending_uploads(mount.mountpoint) == {}
         assert "Uploads: nothing pending" in succeeds("status", mount.mountpoint)
 
 

@@ -41,7 +41,6 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -51,10 +50,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from mount import control
 from tests.support.mount_process import MountProcess, mounted
 from tests.support.portal_process import PortalProcess, running_portal
 from tests.support.portal_view import portal_view
+from tests.support.portalfs_cli import wait_until_quiet
 from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
 
 pytestmark = pytest.mark.fuse
@@ -154,19 +153,12 @@ class RemountableMount:
     def log(self) -> str:
         return self.process.log() if self.process is not None else ""
 
-    def settle(self, timeout: float = 30.0) -> None:
+    def settle(self) -> None:
         """Wait until the daemon says no upload is waiting or running (excluded files stay, by design).
 
         Only pacing, so that later steps also change files already on the portal; what the
         portal holds is checked through ``PortalView``, never through the daemon's word."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = control.ask(self.mountpoint, {"op": "status"})["uploads"]
-            busy = [item for item in status["pending"] if item["state"] in ("pending", "uploading")]
-            if not busy and not status["in_flight"]:
-                return
-            assert time.monotonic() < deadline, f"uploads did not settle: {status}\n{self.log()[-4000:]}"
-            time.sleep(0.05)
+        wait_until_quiet(self)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ import ctypes
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import random
 import re
@@ -45,6 +44,7 @@ from tests.support import portal_http
 from tests.support.mount_process import MountProcess, mounted
 from tests.support.portal_process import PortalProcess, running_portal
 from tests.support.portal_view import PortalView, portal_view
+from tests.support.portalfs_cli import status_json
 from tests.support.request_log import RequestLog
 
 pytestmark = pytest.mark.fuse
@@ -377,9 +377,7 @@ def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mou
                           timeout=15, what="a later upload")
             assert mount.process.poll() is None, f"the mount exited:\n{mount.log()}"
             assert "Traceback" not in mount.log()
-            status = json.loads(subprocess.run([sys.executable, "-m", "mount.cli", "status", "--json",
-                                                str(mount.mountpoint)], capture_output=True, text=True,
-                                               check=True).stdout)
+            status = status_json(mount.mountpoint)
             (held,) = [item for item in status["uploads"]["pending"] if item["path"] == "vanishing.bin"]
             assert held["state"] == "held" and "NotFound" in held["last_error"], "kept, and said why"
 
