@@ -50,6 +50,9 @@ ROOT = ("My Files",)
 SMALL_BLOCKS = CacheConfig(block_size=4096, memory_bytes=4 << 20, max_readahead=1 << 20, fetch_size=256 << 10)
 
 
+#: An upload delay no test outlives: nothing is uploaded before the test ends, unless fsynced.
+NEVER = 3600.0
+
 #: A new file as ``open(path, O_WRONLY | O_CREAT | O_TRUNC)`` (``>`` in a shell) opens it.
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 

@@ -20,7 +20,7 @@ slow the machine: what is checked is the end state, not a race.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ import trio
 import trio.testing
 
 from tests.support.portal_process import PortalProcess
-from tests.support.portal_view import PortalView, portal_view
+from tests.support.portal_view import PortalView
 from tests.unit.vfs.graph import CREATE, Mounted, open_writable
 from tests.unit.vfs.truth import in_thread, upload
 from vfs.saves import WINDOW, Donor, Vacancies, donor_of, with_donor, without_donor
@@ -82,12 +82,6 @@ def test_donor_meta_round_trips_and_leaves_other_keys_alone() -> None:
 
 
 # ---------------------------------------------------------------- the applications
-
-
-@pytest.fixture
-def view(portal: PortalProcess) -> Iterator[PortalView]:
-    with portal_view(portal) as second_client:
-        yield second_client
 
 
 async def _write(drive: Mounted, path: str, data: bytes) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -38,9 +38,9 @@ import trio
 import trio.testing
 
 from tests.support.portal_process import PortalProcess
-from tests.support.portal_view import PortalView, portal_view
-from tests.unit.vfs.graph import CREATE, Mounted, open_writable, refused
-from tests.unit.vfs.truth import in_thread, upload
+from tests.support.portal_view import PortalView
+from tests.unit.vfs.graph import CREATE, NEVER, Mounted, open_writable, refused
+from tests.unit.vfs.truth import in_thread, portal_holds, upload
 from vfs.backends.base import (
     BackendError,
     QuotaExceeded,
@@ -53,14 +53,7 @@ from vfs.backends.ctera import CteraBackend
 from vfs.inodes import ROOT_INODE
 from vfs.uploads import UPLOAD_CHUNK
 
-NEVER = 3600.0
 MIB = 1 << 20
-
-
-@pytest.fixture
-def view(portal: PortalProcess) -> Iterator[PortalView]:
-    with portal_view(portal) as second_client:
-        yield second_client
 
 
 @pytest.fixture
@@ -68,10 +61,6 @@ def clock(mock_clock: trio.testing.MockClock) -> trio.testing.MockClock:
     """Trio's clock at real speed, which a test may jump forward."""
     mock_clock.rate = 1.0
     return mock_clock
-
-
-async def portal_holds(view: PortalView, path: str, data: bytes) -> None:
-    await in_thread(view.wait_for, lambda: view.exists(path) and view.read(path) == data)
 
 
 async def quiet() -> None:
@@ -348,6 +337,7 @@ async def test_a_pending_upload_is_resumed_by_the_next_graph(
 async def test_a_refused_upload_is_held_and_fsync_reports_edquot(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
+    """Held, not lost; a later fsync still reports the refusal (the portal does not have the file)."""
     async with over_quota(portal, tmp_path) as (drive, faults):
         await drive.close(await create_refused(drive, "big.bin", b"too much"))
         assert drive.store is not None
@@ -359,21 +349,13 @@ async def test_a_refused_upload_is_held_and_fsync_reports_edquot(
         assert view.names() == set()
         assert await drive.read_file("big.bin") == b"too much"  # kept here, readable
         assert faults.attempts == 1
-    async with open_writable(portal, tmp_path) as remounted:  # the next mount tries again
-        await portal_holds(view, "big.bin", b"too much")
-        await remounted.settled()
-
-
-async def test_fsync_of_a_held_file_still_reports_its_refusal(
-    portal: PortalProcess, tmp_path: Path, view: PortalView
-) -> None:
-    """The portal does not have the file: an fsync must not say it does."""
-    async with over_quota(portal, tmp_path) as (drive, _):
-        await drive.close(await create_refused(drive, "big.bin", b"too much"))
         handle = await drive.open_file("big.bin", os.O_RDWR)  # fsync again, nothing changed
         assert await refused(drive.fs.fsync(handle)) == errno.EDQUOT
         await drive.close(handle)
         assert view.names() == set()
+    async with open_writable(portal, tmp_path) as remounted:  # the next mount tries again
+        await portal_holds(view, "big.bin", b"too much")
+        await remounted.settled()
 
 
 async def test_a_new_change_of_a_held_file_tries_again(portal: PortalProcess, tmp_path: Path, view: PortalView) -> None:

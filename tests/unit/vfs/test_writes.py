@@ -27,25 +27,17 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.portal_process import PortalProcess
-from tests.support.portal_view import PortalView, portal_view
-from tests.unit.vfs.graph import CREATE, Mounted, open_writable, refused
-from tests.unit.vfs.truth import in_thread, mkdir, upload
+from tests.support.portal_view import PortalView
+from tests.unit.vfs.graph import CREATE, NEVER, Mounted, open_writable, refused
+from tests.unit.vfs.truth import in_thread, mkdir, portal_holds, upload
 from vfs.filesystem import RENAME_EXCHANGE, RENAME_NOREPLACE
 from vfs.inodes import ROOT_INODE
-
-NEVER = 3600.0  # an upload delay no test outlives
-
-
-@pytest.fixture
-def view(portal: PortalProcess) -> Iterator[PortalView]:
-    with portal_view(portal) as second_client:
-        yield second_client
 
 
 @pytest.fixture
@@ -59,11 +51,6 @@ async def staging_only(portal: PortalProcess, tmp_path: Path) -> AsyncIterator[M
     """A writable graph that never uploads during the test."""
     async with open_writable(portal, tmp_path, delay=NEVER) as mounted:
         yield mounted
-
-
-async def portal_holds(view: PortalView, path: str, data: bytes) -> None:
-    """Wait until the portal serves exactly ``data`` at ``path``."""
-    await in_thread(view.wait_for, lambda: view.exists(path) and view.read(path) == data)
 
 
 # ---------------------------------------------------------------- content

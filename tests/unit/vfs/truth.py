@@ -20,6 +20,7 @@ import trio
 
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess
+from tests.support.portal_view import PortalView
 
 T = TypeVar("T")
 
@@ -31,6 +32,11 @@ _PROPFIND = b"""<?xml version="1.0" encoding="utf-8"?>
 async def in_thread(function: Callable[..., T], *args: object) -> T:
     """Run a blocking portal call off the trio thread."""
     return await trio.to_thread.run_sync(lambda: function(*args))
+
+
+async def portal_holds(view: PortalView, path: str, data: bytes) -> None:
+    """Wait until the portal serves exactly ``data`` at ``path``."""
+    await in_thread(view.wait_for, lambda: view.exists(path) and view.read(path) == data)
 
 
 def mine(path: str) -> str:
