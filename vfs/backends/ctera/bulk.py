@@ -59,16 +59,17 @@ import httpx
 import trio
 
 from vfs.backends.base import Transient
-from vfs.backends.ctera.connection import POOL_CONNECTIONS, USER_AGENT, Timeouts
+from vfs.backends.ctera.connection import KEEPALIVE_EXPIRY, POOL_CONNECTIONS, USER_AGENT, Timeouts
 from vfs.backends.ctera.errors import from_socket_error
 
 __all__ = ["BulkResponse", "BulkTransport", "bulk_transport_for"]
 
 log = logging.getLogger(__name__)
 
-#: An idle connection older than this is closed rather than reused (servers
-#: close idle keep-alive connections after a while; 30 s is a common choice).
-IDLE_EXPIRY = 20.0
+#: An idle connection older than this is closed rather than reused.  Shorter
+#: than the httpx pool's: httpcore sees that the server closed an idle
+#: connection before reusing it, http.client only by failing a request on it.
+IDLE_EXPIRY = KEEPALIVE_EXPIRY - 10.0
 #: Bytes discarded per step when skipping the start of a body.
 SKIP_CHUNK = 1 << 20
 

@@ -30,11 +30,14 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["DEFAULT_TIMEOUTS", "POOL_CONNECTIONS", "Timeouts", "make_client", "ssl_context"]
+__all__ = ["DEFAULT_TIMEOUTS", "KEEPALIVE_EXPIRY", "POOL_CONNECTIONS", "Timeouts", "make_client", "ssl_context"]
 
 log = logging.getLogger(__name__)
 
 POOL_CONNECTIONS = 16
+#: Seconds an idle keep-alive connection is kept for reuse (servers close idle
+#: connections after a while; 30 s is a common choice).
+KEEPALIVE_EXPIRY = 30.0
 USER_AGENT = "portalfs/0.1 (CTERA Portal client; httpx)"
 
 _insecure_warned = False
@@ -105,7 +108,9 @@ def make_client(
     else:
         kwargs["verify"] = tls if tls is not None else ssl_context(ca_file=None, insecure=False)
         kwargs["limits"] = httpx.Limits(
-            max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS, keepalive_expiry=30.0
+            max_connections=POOL_CONNECTIONS,
+            max_keepalive_connections=POOL_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
         )
     return httpx.AsyncClient(
         base_url=base_url,
