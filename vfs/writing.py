@@ -164,6 +164,10 @@ class Writing(Reading):
         if node is not None:
             node.entry = entry_of(record)
 
+    def _node_of(self, record: StagedFile) -> Node | None:
+        """The node showing ``record`` (by the identity it has now), if the kernel knows one."""
+        return self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
+
     def _live_record(self, record_id: int | None, node: Node) -> StagedFile | None:
         """The record if it is still staged: shown in the overlay, or the node's orphan."""
         if record_id is None:
@@ -252,9 +256,8 @@ class Writing(Reading):
 
     @bounded
     async def write(self, handle: int, offset: int, data: bytes) -> int:
-        opened, record_id = await self._ensure_staged(handle)
-        record = self._live_record(record_id, opened.node)
-        assert record is not None
+        opened, record = await self._ensure_staged(handle)
+        record_id = record.id
         if opened.append:
             offset = record.size
         with staging_errors(f"write {opened.node.name}"):
@@ -263,7 +266,7 @@ class Writing(Reading):
         self._refresh(opened.node, record_id)
         return written
 
-    async def _ensure_staged(self, handle: int) -> tuple[_FileHandle, int]:
+    async def _ensure_staged(self, handle: int) -> tuple[_FileHandle, StagedFile]:
         """The handle and its record, staging the file now if this is its first change
         (or its staged copy was uploaded, by an fsync, while the handle stayed open)."""
         opened = self._handles.get(handle)
@@ -271,7 +274,8 @@ class Writing(Reading):
             raise VfsError(errno.EBADF)
         if not opened.writable:
             raise VfsError(errno.EBADF, "not open for writing")
-        if self._live_record(opened.record_id, opened.node) is None:
+        record = self._live_record(opened.record_id, opened.node)
+        if record is None:
             assert self.uploads is not None
             if opened.record_id is not None:
                 self.uploads.unhold(opened.record_id)
@@ -279,7 +283,7 @@ class Writing(Reading):
             record = await self._stage(opened.node)
             opened.record_id = record.id
             self.uploads.hold(record.id)
-        return opened, opened.record_id
+        return opened, record
 
     @bounded
     async def flush(self, handle: int) -> None:
@@ -348,16 +352,11 @@ class Writing(Reading):
                 raise VfsError(errno.EROFS, "snapshots are read-only")
             return self._attributes(node)  # chmod/chown: accepted, not stored (module docstring)
         self._check_writable(node)
-        if node.is_dir:
-            if size is not None:
-                raise VfsError(errno.EISDIR)
-            await self._revalidate(node)
-            assert node.entry is not None and self.mtimes is not None
-            self.mtimes.put(node.entry.object_id, node.entry.version, mtime or 0.0)
-            return self._attributes(node)
+        if node.is_dir and size is not None:
+            raise VfsError(errno.EISDIR)
         await self._revalidate(node)
         assert node.entry is not None and self.mtimes is not None
-        if size is None and staged_record_id(node.entry) is None:
+        if size is None and (node.is_dir or staged_record_id(node.entry) is None):
             # Only the time changes: remember it for this version; uploading the same bytes
             # again would make a version per `touch` (and `rsync -t` would re-send everything).
             assert mtime is not None
@@ -383,7 +382,7 @@ class Writing(Reading):
     # ------------------------------------------------------------ upload callbacks
 
     def uploaded(self, record: StagedFile, entry: RemoteEntry, *, finished: bool) -> None:
-        node = self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
+        node = self._node_of(record)
         if finished:
             self.overlay.remove(record.id)
             assert self.mtimes is not None  # uploads exist only on a writable mount
@@ -450,7 +449,7 @@ class Writing(Reading):
 
     def forgotten(self, record: StagedFile) -> None:
         """A staged copy dropped without the portal's entry: the node asks the portal next time."""
-        node = self.inodes.by_key(identity_of(self.overlay.get(record.id) or record))
+        node = self._node_of(record)
         self.overlay.remove(record.id)
         if node is not None and staged_record_id(node.entry) == record.id:
             node.confirmed_at = 0.0
