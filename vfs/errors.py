@@ -53,6 +53,23 @@ def errno_of(error: base.BackendError) -> int:
     return errno.EIO
 
 
+#: The staging area's own errnos that reach a writer as they are; any other OSError is EIO.
+_LOCAL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def errno_for(error: BaseException | None) -> int:
+    """The errno of any failure (logs nothing): a ``VfsError``'s own, a backend error's by
+    its kind, the staging area's ``OSError`` as :func:`staging_errors` maps it; EIO for
+    anything else, or when nothing is known."""
+    if isinstance(error, VfsError):
+        return error.errno
+    if isinstance(error, base.BackendError):
+        return errno_of(error)
+    if isinstance(error, OSError) and error.errno in _LOCAL_ERRNOS:
+        return error.errno
+    return errno.EIO
+
+
 @contextmanager
 def backend_errors(what: str) -> Iterator[None]:
     """Turn a backend failure during ``what`` into a VfsError (logging the ones users should hear of)."""
@@ -77,6 +94,5 @@ def staging_errors(what: str) -> Iterator[None]:
     except KeyError as exc:
         raise VfsError(errno.EIO, f"{what}: the staged copy is gone ({exc})") from exc
     except OSError as exc:
-        code = exc.errno if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO) else errno.EIO
         log.error("%s: %s", what, exc)
-        raise VfsError(code, f"{what}: {exc}") from exc
+        raise VfsError(errno_for(exc), f"{what}: {exc}") from exc

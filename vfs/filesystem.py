@@ -104,9 +104,8 @@ class Filesystem(Writing):
         """What is at ``name`` now: an upload of it in flight is let finish first (see
         :meth:`~vfs.uploads.UploadQueue.settle`), so the answer is what the portal has."""
         path = (*self.inodes.remote_path(parent), name)
-        for record in self.overlay.at_or_below(path):
-            if self.uploads is not None and self.uploads.uploading(record.id):
-                await self.uploads.settle(record.id)
+        if self.uploads is not None:
+            await self.uploads.settle_under(path)
         staged = self.overlay.at(path)
         remote = await self._remote_child_entry(parent, name)
         if staged is not None and staged.object_id is None:

@@ -41,7 +41,6 @@ thread between awaits.
 from __future__ import annotations
 
 import collections
-import errno
 import functools
 import logging
 import math
@@ -63,7 +62,7 @@ from vfs.backends.base import (
     WritableBackend,
 )
 from vfs.conflicts import conflict_name
-from vfs.errors import VfsError, errno_of, staging_errors
+from vfs.errors import VfsError, errno_for
 from vfs.exclusions import Exclusions
 from vfs.listings import list_all
 
@@ -246,9 +245,6 @@ class UploadQueue:
         self._clean.pop(record_id, None)  # after the settle: the upload's _finish may have added it
         self._troubles.pop(record_id, None)
         self._wake_waiters(record_id, None)
-
-    def uploading(self, record_id: int) -> bool:
-        return record_id in self._busy
 
     def _waiting(self) -> list[StagedFile]:
         """Records that will be uploaded without anyone asking (the drain waits for these)."""
@@ -486,11 +482,10 @@ class UploadQueue:
         """Keep the file for a person to decide, with the errno ``error`` stands for; if the
         staging area cannot note that either, it stays pending and is tried again later."""
         what = f"upload of {'/'.join(record.path)}"
-        code = _errno_for(error, what)
+        code = errno_for(error)
         message = f"{type(error).__name__}: {error}"
         how = "refused" if isinstance(error, BackendError) else "failed"
-        if not isinstance(error, OSError):  # _errno_for logged that one
-            log.error("%s %s: %s; kept locally (portalfs status)", what, how, error)
+        log.error("%s %s: %s; kept locally (portalfs status)", what, how, error)
         self._note_error(f"{what} {how}: {error}")
         unnoted = None
         with trio.CancelScope(shield=True):
@@ -509,8 +504,10 @@ class UploadQueue:
         """The staging area failed a step of ``record``'s upload (or a bug did): the record is as
         the store last noted it (pending, or a stale ``uploading``); try it again after a back-off."""
         what = f"upload of {'/'.join(record.path)}"
-        code = _errno_for(error, what)  # logs an OSError
-        if not isinstance(error, OSError):
+        code = errno_for(error)
+        if isinstance(error, OSError):
+            log.error("%s: %s", what, error)
+        else:
             log.error("%s failed unexpectedly", what, exc_info=error)
         self._wake_waiters(record.id, VfsError(code, f"{what}: {error}"))
         try:
@@ -617,23 +614,5 @@ def _refusal(record: StagedFile) -> VfsError:
     try:
         code = int(record.meta["held_errno"])
     except (KeyError, ValueError):  # held by the journal's recovery (possibly mixed content)
-        code = _errno_for(None, "")
+        code = errno_for(None)
     return VfsError(code, record.last_error or "upload on hold")
-
-
-def _errno_for(error: BaseException | None, what: str) -> int:
-    """The errno a failed upload reports, as ``vfs.errors`` maps it: a backend's refusal by its
-    kind, the staging area's failure (logged as ``what``) by its own errno; anything else EIO.
-
-    (A stand-in for a helper of ``vfs.errors``.)"""
-    if isinstance(error, VfsError):
-        return error.errno
-    if isinstance(error, BackendError):
-        return errno_of(error)
-    if isinstance(error, OSError):
-        try:
-            with staging_errors(what):
-                raise error
-        except VfsError as mapped:
-            return mapped.errno
-    return errno.EIO
