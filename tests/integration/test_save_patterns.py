@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.mount_process import MountProcess, mounted
-from tests.support.portal_process import PortalProcess
-from tests.support.portal_view import PortalView, portal_view
+from tests.support.portal_process import PortalProcess, run_ok
+from tests.support.portal_view import PortalView, local_tree, portal_view
 from tests.support.portalfs_cli import wait_until_quiet
 
 pytestmark = pytest.mark.fuse
@@ -118,13 +117,6 @@ def listing(folder: Path) -> list[str]:
     return sorted(set(os.listdir(folder)) - {".snapshots"})
 
 
-def run(*command: str | Path, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, **kwargs)
-    assert result.returncode == 0, f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 # ---------------------------------------------------------------- 1. temp file, rename over the original
 
 
@@ -173,7 +165,7 @@ def test_sed_in_place_scripted(mount: MountProcess, view: PortalView) -> None:
 
 def test_real_sed_in_place(mount: MountProcess, view: PortalView) -> None:
     document = existing_document(mount, view, "Docs/notes.md", b"# Notes\nstatus: draft\n")
-    run("sed", "-i", "s/draft/final/", mount.mountpoint / "Docs" / "notes.md")
+    run_ok("sed", "-i", "s/draft/final/", mount.mountpoint / "Docs" / "notes.md")
     assert_saved_once(mount, view, document, b"# Notes\nstatus: final\n")
 
 
@@ -268,14 +260,14 @@ def test_vim_writebackup_renames_the_original_aside(mount: MountProcess, view: P
     """vim's defaults (backupcopy=auto): swap file, probe file ``4913``, original → ``NAME~``,
     a new NAME written and fsynced, then ``NAME~`` deleted."""
     document = existing_document(mount, view, "src/main.c", b"int main(void) { return 1; }\n")
-    run(*VIM, "-c", "%s/return 1/return 0/", "-c", "wq", mount.mountpoint / "src" / "main.c")
+    run_ok(*VIM, "-c", "%s/return 1/return 0/", "-c", "wq", mount.mountpoint / "src" / "main.c")
     assert_saved_once(mount, view, document, b"int main(void) { return 0; }\n")
     assert listing(mount.mountpoint / "src") == ["main.c"]
 
 
 def test_vim_with_backup_keeps_the_backup_local(mount: MountProcess, view: PortalView) -> None:
     document = existing_document(mount, view, "todo.txt", b"- buy milk\n")
-    run(*VIM, "-c", "set backup", "-c", "$put ='- call mum'", "-c", "wq", mount.mountpoint / "todo.txt")
+    run_ok(*VIM, "-c", "set backup", "-c", "$put ='- call mum'", "-c", "wq", mount.mountpoint / "todo.txt")
     assert_saved_once(mount, view, document, b"- buy milk\n- call mum\n")
     backup = mount.mountpoint / "todo.txt~"
     assert backup.read_bytes() == b"- buy milk\n", "vim's backup is visible in the mount with the old content"
@@ -285,7 +277,7 @@ def test_ex_in_compatible_mode_copies_the_backup_and_overwrites(mount: MountProc
     """``ex`` (vim in 'compatible' mode, backupcopy=yes): copy to ``NAME~``, truncate and rewrite
     NAME in place, fsync, delete ``NAME~``."""
     document = existing_document(mount, view, "hosts.txt", b"alpha\nbeta\n")
-    run("ex", "-s", "-i", "NONE", "-c", "set backupskip=", "-c", "1d", "-c", "wq", mount.mountpoint / "hosts.txt")
+    run_ok("ex", "-s", "-i", "NONE", "-c", "set backupskip=", "-c", "1d", "-c", "wq", mount.mountpoint / "hosts.txt")
     assert_saved_once(mount, view, document, b"beta\n")
     assert listing(mount.mountpoint) == ["hosts.txt"]
 
@@ -337,7 +329,7 @@ def test_each_append_is_one_version(mount: MountProcess, view: PortalView) -> No
     log = mount.mountpoint / "logs" / "app.log"
     expected = b"started\n"
     for count, line in enumerate(("request 1", "request 2", "stopped"), start=1):
-        run("sh", "-c", f'echo "{line}" >> "$0"', log)
+        run_ok("sh", "-c", f'echo "{line}" >> "$0"', log)
         expected += line.encode() + b"\n"
         wait_for_content(view, mount, "logs/app.log", expected)
         assert view.file_id("logs/app.log") == document.file_id
@@ -403,7 +395,7 @@ def test_python_sqlite_database(mount: MountProcess, view: PortalView, tmp_path:
 def test_sqlite3_cli_keeps_the_file_identity(mount: MountProcess, view: PortalView, tmp_path: Path,
                                              journal_mode: str) -> None:
     """The real ``sqlite3`` program: a database made, uploaded, then changed in several transactions."""
-    run("sqlite3", mount.mountpoint / "shop.db",
+    run_ok("sqlite3", mount.mountpoint / "shop.db",
         f"PRAGMA journal_mode={journal_mode}; CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);"
         " INSERT INTO items VALUES (1, 'apple');")
     view.wait_for(lambda: view.exists("shop.db"), what="shop.db on the portal")
@@ -413,8 +405,8 @@ def test_sqlite3_cli_keeps_the_file_identity(mount: MountProcess, view: PortalVi
                       "BEGIN; INSERT INTO items VALUES (3, 'plum'); INSERT INTO items VALUES (4, 'fig'); COMMIT;",
                       "BEGIN; UPDATE items SET name = 'green apple' WHERE id = 1;"
                       " DELETE FROM items WHERE id = 2; COMMIT;"):
-        run("sqlite3", mount.mountpoint / "shop.db", statement)
-    assert run("sqlite3", mount.mountpoint / "shop.db", "PRAGMA integrity_check;").stdout == "ok\n"
+        run_ok("sqlite3", mount.mountpoint / "shop.db", statement)
+    assert run_ok("sqlite3", mount.mountpoint / "shop.db", "PRAGMA integrity_check;").stdout == "ok\n"
     rows = [(1, "green apple"), (3, "plum"), (4, "fig")]
 
     def portal_has_the_rows() -> bool:
@@ -433,18 +425,9 @@ def test_sqlite3_cli_keeps_the_file_identity(mount: MountProcess, view: PortalVi
 # ---------------------------------------------------------------- 8. git
 
 
-def mount_tree(mount: MountProcess, folder: str) -> dict[str, bytes | None]:
-    """What :meth:`PortalView.tree` gives for ``folder``, as the mount shows it."""
-    found: dict[str, bytes | None] = {}
-    for path in sorted((mount.mountpoint / folder).rglob("*")):
-        relative = path.relative_to(mount.mountpoint).as_posix()
-        found[relative] = None if path.is_dir() else path.read_bytes()
-    return found
-
-
 def make_source_repository(where: Path) -> Path:
     where.mkdir()
-    run("git", "init", "-q", "-b", "main", where)
+    run_ok("git", "init", "-q", "-b", "main", where)
     (where / "README.md").write_text("# demo\n")
     (where / "src").mkdir()
     (where / "src" / "lib.py").write_text("def answer():\n    return 42\n")
@@ -454,7 +437,7 @@ def make_source_repository(where: Path) -> Path:
 
 
 def git(repository: Path, *arguments: str) -> str:
-    return run("git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *arguments, cwd=repository).stdout
+    return run_ok("git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *arguments, cwd=repository).stdout
 
 
 def test_git_clone_commit_status_inside_the_mount(portal: PortalProcess, view: PortalView, tmp_path: Path) -> None:
@@ -469,7 +452,7 @@ def test_git_clone_commit_status_inside_the_mount(portal: PortalProcess, view: P
         assert git(clone, "status", "--porcelain") == ""
         assert git(clone, "log", "--format=%s") == "second\nfirst\n"
         wait_until_quiet(mount, timeout=60)
-        expected = mount_tree(mount, "clone")
+        expected = local_tree(mount.mountpoint, "clone")
     assert view.tree("clone") == expected, "the portal's copy differs from what the mount showed"
     assert not {name for name in view.names("clone/.git") if name.endswith(".lock")}
 
@@ -477,13 +460,13 @@ def test_git_clone_commit_status_inside_the_mount(portal: PortalProcess, view: P
         clone = mount.mountpoint / "clone"
         assert git(clone, "status", "--porcelain") == ""
         assert git(clone, "log", "--format=%s") == "second\nfirst\n"
-        run("git", "fsck", "--strict", "--no-dangling", cwd=clone)
+        run_ok("git", "fsck", "--strict", "--no-dangling", cwd=clone)
         assert (clone / "src" / "lib.py").read_text() == "def answer():\n    return 43\n"
 
 
 def test_git_init_and_commit_inside_the_mount(mount: MountProcess, view: PortalView) -> None:
     repository = mount.mountpoint / "project"
-    run("git", "init", "-q", "-b", "main", repository)
+    run_ok("git", "init", "-q", "-b", "main", repository)
     (repository / "a.txt").write_text("alpha\n")
     git(repository, "add", "a.txt")
     git(repository, "commit", "-q", "-m", "start")
@@ -495,7 +478,7 @@ def test_git_init_and_commit_inside_the_mount(mount: MountProcess, view: PortalV
     assert view.read("project/.git/HEAD") == b"ref: refs/heads/main\n"
     assert view.read("project/.git/refs/heads/main").decode().strip() == head
     assert view.read("project/a.txt") == b"alpha beta\n"
-    assert view.tree("project") == mount_tree(mount, "project")
+    assert view.tree("project") == local_tree(mount.mountpoint, "project")
 
 
 # ---------------------------------------------------------------- 9. rsync
@@ -507,7 +490,7 @@ def test_rsync_archive_then_update_one_file(mount: MountProcess, view: PortalVie
     files = {"a.txt": b"alpha\n", "b.bin": bytes(range(256)) * 40, "sub/c.txt": b"gamma\n", ".hidden": b"h\n"}
     for relative, content in files.items():
         (source / relative).write_bytes(content)
-    run("rsync", "-a", f"{source}/", mount.mountpoint / "dst/")
+    run_ok("rsync", "-a", f"{source}/", mount.mountpoint / "dst/")
     wait_until_quiet(mount)
     assert view.tree("dst") == {f"dst/{name}": content for name, content in files.items()} | {"dst/sub": None}
     assert not view.deleted_names("dst"), "rsync's temporary files reached the portal"
@@ -515,7 +498,7 @@ def test_rsync_archive_then_update_one_file(mount: MountProcess, view: PortalVie
     others = {name: view.uploads_of(f"dst/{name}") for name in ("a.txt", "b.bin", ".hidden")}
 
     (source / "sub" / "c.txt").write_bytes(b"gamma, revised\n")
-    run("rsync", "-a", f"{source}/", mount.mountpoint / "dst/")
+    run_ok("rsync", "-a", f"{source}/", mount.mountpoint / "dst/")
     wait_for_content(view, mount, "dst/sub/c.txt", b"gamma, revised\n")
     assert view.file_id("dst/sub/c.txt") == file_id
     assert view.uploads_of("dst/sub/c.txt") == uploads + 1
@@ -543,7 +526,7 @@ def test_tar_extract_keeps_contents_and_mtimes(mount: MountProcess, view: Portal
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(content), 0o644, mtime
             tar.addfile(info, io.BytesIO(content))
-    run("tar", "xf", archive, "-C", mount.mountpoint)
+    run_ok("tar", "xf", archive, "-C", mount.mountpoint)
     wait_until_quiet(mount)
     assert view.tree("tree") == {"tree/docs": None} | {name: content for name, (content, _) in members.items()}
     shown = {name: (mount.mountpoint / name).stat().st_mtime for name in [*folders, *members]}

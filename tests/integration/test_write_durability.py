@@ -17,13 +17,10 @@ on the first FUSE request.
 from __future__ import annotations
 
 import errno
-import json
 import os
-import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,18 +34,13 @@ from tests.support import portal_http
 from tests.support.mount_process import MountProcess, mounted, unmount
 from tests.support.portal_process import PortalProcess, free_port, running_portal
 from tests.support.portal_view import PortalView, portal_view
+from tests.support.portalfs_cli import HOLD_BACK, content, status_json
 from tests.support.sdk import user_session
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
 
-REPO = Path(__file__).resolve().parents[2]
-HOLD_BACK = "upload_delay=30"  # nothing is uploaded on a timer while the test runs
 CONFLICT_NAME = re.compile(r"^(?P<stem>.+) \(conflict \d{4}-\d{2}-\d{2} \d{6}\)(?P<ext>\.[^.]*)?$")
-
-
-def content(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def kill_daemon(mount: MountProcess) -> None:
@@ -56,17 +48,6 @@ def kill_daemon(mount: MountProcess) -> None:
     os.killpg(mount.process.pid, signal.SIGKILL)
     mount.process.wait(timeout=20)
     unmount(mount.mountpoint)
-
-
-def portalfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mount.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, check=False)
-
-
-def status_json(mount: MountProcess) -> dict:
-    result = portalfs("status", str(mount.mountpoint), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def conflict_copies(names: set[str]) -> set[str]:
@@ -309,7 +290,7 @@ def test_remote_change_while_open_here_makes_a_conflict_copy(portal: PortalProce
         assert view.uploads_of("plan.txt") == 2  # the original and the colleague's; nothing of ours
 
         assert re.search(r"WARNING .*plan\.txt changed on the portal", mount.log()), mount.log()[-3000:]
-        conflicts = status_json(mount)["conflicts"]
+        conflicts = status_json(mount.mountpoint)["conflicts"]
         assert any(str(entry.get("path")).endswith("plan.txt") and str(entry.get("conflict_path")).endswith(copy)
                    for entry in conflicts), conflicts
 
@@ -338,7 +319,7 @@ def test_quota_exceeded_is_edquot_at_fsync_and_the_data_is_kept(tmp_path: Path) 
 
             assert not view.exists("too-big.bin")
             assert (mount.mountpoint / "too-big.bin").read_bytes() == big  # nothing lost here
-            held = [entry for entry in status_json(mount)["uploads"]["pending"]
+            held = [entry for entry in status_json(mount.mountpoint)["uploads"]["pending"]
                     if entry["path"].endswith("too-big.bin")]
             assert len(held) == 1 and held[0]["state"] == "held" and held[0]["size"] == len(big), held
             assert "quota" in str(held[0]["last_error"]).lower(), held
@@ -347,7 +328,7 @@ def test_quota_exceeded_is_edquot_at_fsync_and_the_data_is_kept(tmp_path: Path) 
         # Still kept, in the journal, across a remount.
         with mounted(portal, tmp_path / "mnt", options=["upload_delay=0.2"], cache_dir=cache) as remount:
             # Refused again at this mount (the quota is still there), and still kept.
-            held = view.wait_for(lambda: [entry for entry in status_json(remount)["uploads"]["pending"]
+            held = view.wait_for(lambda: [entry for entry in status_json(remount.mountpoint)["uploads"]["pending"]
                                           if entry["path"].endswith("too-big.bin") and entry["state"] == "held"],
                                  what="the refused file held again after the remount")
             assert len(held) == 1 and held[0]["size"] == len(big), held

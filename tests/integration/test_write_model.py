@@ -52,7 +52,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from tests.support.mount_process import MountProcess, mounted
 from tests.support.portal_process import PortalProcess, running_portal
-from tests.support.portal_view import portal_view
+from tests.support.portal_view import local_tree, portal_view
 from tests.support.portalfs_cli import wait_until_quiet
 from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
 
@@ -77,24 +77,8 @@ Tree = dict[str, tuple[str, int, bytes | None]]  # relative path → (type, size
 
 def snapshot(root: Path) -> Tree:
     """Everything below ``root``: type, size (as stat says) and bytes (as read says) of each entry."""
-    found: Tree = {}
-
-    def walk(folder: Path, prefix: str) -> None:
-        with os.scandir(folder) as entries:
-            listed = list(entries)
-        for entry in listed:
-            relative = f"{prefix}{entry.name}"
-            info = entry.stat(follow_symlinks=False)
-            if entry.is_dir(follow_symlinks=False):
-                found[relative] = ("dir", 0, None)
-                walk(Path(entry.path), f"{relative}/")
-            elif entry.is_file(follow_symlinks=False):
-                found[relative] = ("file", info.st_size, Path(entry.path).read_bytes())
-            else:
-                found[relative] = ("other", info.st_size, None)
-
-    walk(root, "")
-    return found
+    return {path: ("dir", 0, None) if data is None else ("file", (root / path).lstat().st_size, data)
+            for path, data in local_tree(root).items()}
 
 
 def uploaded_part(tree: Tree) -> dict[str, bytes | None]:

@@ -42,8 +42,8 @@ import pytest
 
 from tests.support import portal_http
 from tests.support.mount_process import MountProcess, mounted
-from tests.support.portal_process import PortalProcess, running_portal
-from tests.support.portal_view import PortalView, portal_view
+from tests.support.portal_process import PortalProcess, run_ok, running_portal
+from tests.support.portal_view import PortalView, local_tree, portal_view
 from tests.support.portalfs_cli import status_json
 from tests.support.request_log import RequestLog
 
@@ -151,11 +151,6 @@ def shell(script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def run(*command: str | Path) -> None:
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"{command[0]} failed: {result.stdout}{result.stderr}"
-
-
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 AT_FDCWD = -100
@@ -167,26 +162,6 @@ def renameat2(old: Path, new: Path, flags: int) -> None:
     if _libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code), str(old))
-
-
-def local_tree(top: Path, *, skip: frozenset[str] = frozenset()) -> dict[str, bytes | None]:
-    """Every item below ``top``: relative path → bytes (None for folders), like ``PortalView.tree``."""
-    found: dict[str, bytes | None] = {}
-
-    def walk(folder: Path) -> None:
-        for name in sorted(os.listdir(folder)):
-            path = folder / name
-            if folder == top and name in skip:
-                continue
-            relative = path.relative_to(top).as_posix()
-            if path.is_dir():
-                found[relative] = None
-                walk(path)
-            else:
-                found[relative] = path.read_bytes()
-
-    walk(top)
-    return found
 
 
 def portal_tree(view: PortalView, folder: str) -> dict[str, bytes | None]:
@@ -386,7 +361,7 @@ def test_a_partial_edit_of_a_file_deleted_on_the_portal_meanwhile_leaves_the_mou
 
 def test_mkdir_and_mkdir_p_make_folders_on_the_portal_at_once(place: Place) -> None:
     (place.local / "single").mkdir()
-    run("mkdir", "-p", place.local / "a" / "b" / "c")
+    run_ok("mkdir", "-p", place.local / "a" / "b" / "c")
     for folder in ("single", "a", "a/b", "a/b/c"):  # namespace changes happen before they return
         item = place.view.stat(place.at(folder))
         assert item is not None and item.is_dir, folder
@@ -438,22 +413,15 @@ def test_unlink_sends_the_file_to_the_recycle_bin(place: Place) -> None:
     assert errno_of(path.unlink) == errno.ENOENT
 
 
-def test_an_unlinked_new_file_stays_readable_while_open(own_drive: Drive) -> None:
-    path = own_drive.root / "scratch.bin"
-    with open(path, "w+b") as file:
-        file.write(b"temporary")
-        file.flush()
-        path.unlink()
-        assert not path.exists()
-        assert os.pread(file.fileno(), 100, 0) == b"temporary"
-        assert os.pread(file.fileno(), 4, 5) == b"rary"
-
-
-def test_an_unlinked_new_file_stays_writable_while_open_and_never_reaches_the_portal(own_drive: Drive) -> None:
+def test_an_unlinked_new_file_stays_readable_and_writable_while_open_and_never_reaches_the_portal(
+        own_drive: Drive) -> None:
     path = own_drive.root / "scratch.bin"
     with open(path, "w+b", buffering=0) as file:
         file.write(b"temporary")
         path.unlink()
+        assert not path.exists()
+        assert os.pread(file.fileno(), 100, 0) == b"temporary"
+        assert os.pread(file.fileno(), 4, 5) == b"rary"
         assert file.write(b" and more") == 9
         assert os.pread(file.fileno(), 100, 0) == b"temporary and more"
     (own_drive.root / "marker.txt").write_bytes(b"written after")
@@ -610,7 +578,7 @@ def test_times_set_through_the_mount_are_kept_and_survive_a_remount(portal: Port
                            env={**os.environ, "TZ": "UTC"})
             (root / "utimed.txt").write_bytes(b"u")
             os.utime(root / "utimed.txt", (STAMP + 60, STAMP + 60))
-            run("cp", "-p", source, root / "copied.txt")
+            run_ok("cp", "-p", source, root / "copied.txt")
             (root / "later.txt").write_bytes(b"on the portal first")
             view.wait_for(lambda: view.read("later.txt") == b"on the portal first", what="later.txt")
             os.utime(root / "later.txt", (STAMP + 120, STAMP + 120))  # a file that is on the portal already
@@ -669,17 +637,17 @@ def test_copying_a_tree_in_gives_the_portal_the_same_tree(place: Place, tmp_path
     make_source_tree(source)
     target = place.local / "copy"
     if tool == "cp -a":
-        run("cp", "-a", source, target)
+        run_ok("cp", "-a", source, target)
     elif tool == "rsync -a":
         if shutil.which("rsync") is None:
             pytest.skip("rsync is not installed")
-        run("rsync", "-a", f"{source}/", f"{target}/")
+        run_ok("rsync", "-a", f"{source}/", f"{target}/")
     else:
         archive = tmp_path / "tree.tar"
         with tarfile.open(archive, "w") as tar:
             tar.add(source, arcname=".")
         target.mkdir()
-        run("tar", "-x", "-f", archive, "-C", target)
+        run_ok("tar", "-x", "-f", archive, "-C", target)
     expected = local_tree(source)
     assert local_tree(target) == expected
     data = "docs/deep/nested/data.bin"
@@ -788,7 +756,7 @@ def test_the_mount_and_the_portal_agree_after_all_writes(place: Place) -> None:
     os.rename(place.local / "b.txt", place.local / "kept" / "b.txt")
     with open(place.local / "kept" / "a.txt", "ab") as file:
         file.write(b"+")
-    mount_view = local_tree(place.drive.root, skip=frozenset({".snapshots"}))
+    mount_view = local_tree(place.drive.root, skip={".snapshots"})
     assert mount_view[f"{place.remote}/kept/a.txt"] == b"a+"
-    place.view.wait_for(lambda: place.view.tree() == local_tree(place.drive.root, skip=frozenset({".snapshots"})),
+    place.view.wait_for(lambda: place.view.tree() == local_tree(place.drive.root, skip={".snapshots"}),
                         timeout=60, what="the portal's tree, equal to the mount's")

@@ -117,3 +117,11 @@ def run(command: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("timeout", 120)
     kwargs.setdefault("capture_output", True)
     return subprocess.run(list(command), check=False, **kwargs)
+
+
+def run_ok(*command: str | Path, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a tool (git, rsync, tar …) that must succeed, with a timeout; its output as text."""
+    result = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True,
+                            timeout=120, check=False, **kwargs)
+    assert result.returncode == 0, f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result

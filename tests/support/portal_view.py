@@ -13,10 +13,12 @@ waits for the portal to reach the expected state, with a deadline.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -128,6 +130,33 @@ def _item(info: ctera_xml.Obj) -> Item:
         size=ctera_xml.as_int(info.get("size")) or 0,
         is_dir=bool(ctera_xml.as_bool(info.get("isFolder"))),
     )
+
+
+def local_tree(top: Path, folder: str = "", *, skip: Collection[str] = ()) -> dict[str, bytes | None]:
+    """What :meth:`PortalView.tree` gives for ``folder``, read from a local directory or a mount:
+    every item below ``top / folder``, path relative to ``top`` → bytes (None for folders).
+
+    ``skip``: names left out of ``top / folder`` itself (a mount root's ``.snapshots``).
+    Anything but a file or a folder (a symlink, a FIFO …) fails the test: the portal has none.
+    """
+    found: dict[str, bytes | None] = {}
+
+    def walk(path: Path, relative: str, left_out: Collection[str]) -> None:
+        with os.scandir(path) as entries:
+            listed = sorted(entries, key=lambda entry: entry.name)
+        for entry in listed:
+            if entry.name in left_out:
+                continue
+            child = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                found[child] = None
+                walk(Path(entry.path), child, ())
+            else:
+                assert entry.is_file(follow_symlinks=False), f"{child} is neither a file nor a folder"
+                found[child] = Path(entry.path).read_bytes()
+
+    walk(top / folder, folder, frozenset(skip))
+    return found
 
 
 @contextmanager
