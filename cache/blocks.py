@@ -51,7 +51,7 @@ import trio
 from .config import CacheConfig
 from .disk import DiskTier, open_disk_tier
 from .flights import Blocks, Flight, FlightTable
-from .keys import Fetch, ObjectKey, block_key, block_length
+from .keys import Fetch, ObjectKey, block_count, block_key, block_length
 from .memory import MemoryTier
 from .readahead import ReadStream
 from .stats import CacheStatistics, Counters
@@ -206,7 +206,7 @@ class BlockCache:
             run.append(index)
             if len(run) == config.fetch_blocks and not launch():
                 return
-        if (run and len(run) < config.fetch_blocks and wanted.stop < _block_count(key, config.block_size)
+        if (run and len(run) < config.fetch_blocks and wanted.stop < block_count(key.size, config.block_size)
                 and stream.window >= 2 * config.fetch_size):
             # A full window that moved by less than one fetch: top it up once a
             # whole fetch is due, so a steady reader costs the portal one request
@@ -226,10 +226,6 @@ class BlockCache:
         if self._disk is not None:
             for index, payload in blocks.items():
                 await self._disk.store(block_key(key, index), payload)
-
-
-def _block_count(key: ObjectKey, bs: int) -> int:
-    return -(-key.size // bs)
 
 
 def _pieces(indices: list[int], max_blocks: int) -> Iterator[tuple[int, int]]:
