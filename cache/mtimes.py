@@ -4,8 +4,11 @@ The portal stamps every upload with its own clock and has no call to set a
 file's time, yet ``touch -d``, ``cp -p``, ``rsync -t``, ``tar x`` and make
 rely on the times they set.  So a time set through the mount is recorded
 here against the file's identity *and version*: it is shown while the
-portal still holds that version and forgotten as soon as the file changes
-elsewhere (a newer version from another device brings its own time).
+portal still holds that version.  Once the file changes elsewhere (a newer
+version from another device brings its own time) the row no longer matches
+and is ignored; it is not deleted, only overwritten when a time is next set
+for that file (one row per object id, so the table never grows past the
+files whose time was ever set).
 
 The table is small (one row per file whose time was set) and lives in a
 SQLite file beside the staging journal, in WAL mode without fsync per
@@ -45,13 +48,6 @@ class MtimeStore:
             return
         self._known[object_id] = (version, mtime)
         self._db.execute("INSERT OR REPLACE INTO mtimes VALUES (?, ?, ?)", (object_id, version, mtime))
-
-    def forget(self, object_id: str) -> None:
-        if self._known.pop(object_id, None) is not None:
-            self._db.execute("DELETE FROM mtimes WHERE object_id = ?", (object_id,))
-
-    def __len__(self) -> int:
-        return len(self._known)
 
     def close(self) -> None:
         self._db.close()
