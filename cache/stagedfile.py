@@ -114,8 +114,18 @@ class Record:
 
 
 def record_from_row(item: Recovered) -> Record:
-    """The in-memory record of a row kept by recovery."""
+    """The in-memory record of a row kept by recovery.
+
+    A row committed inline is recovered as an inline commit leaves a record
+    at runtime: the journal row holds the committed content and recovery
+    rebuilds the data file from it at every open, so no block of the data
+    file is precious (``committed_present`` is empty: overwriting one needs
+    no ``rewriting`` flag) and the file's name was never made durable
+    (``dir_synced`` is False: the first commit through the data file fsyncs
+    its directory too).
+    """
     row = item.row
+    inline = row.inline is not None
     bs = row.block_size
     layout = Layout(bs, row.size, row.base_limit, present=BlockMap.from_bytes(row.blocks),
                     file_len=item.file_len,
@@ -128,5 +138,5 @@ def record_from_row(item: Recovered) -> Record:
                 layout.stale.add(index)
     return Record(row.id, row.path, row.object_id, row.base_version, row.base_size,
                   row.state, row.attempts, row.last_error, dict(row.meta), row.mtime,
-                  row.dirty_since, layout, committed=True, dir_synced=True,
-                  committed_present=BlockMap.from_bytes(row.blocks))
+                  row.dirty_since, layout, committed=True, dir_synced=not inline,
+                  committed_present=BlockMap() if inline else BlockMap.from_bytes(row.blocks))

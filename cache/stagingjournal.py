@@ -300,7 +300,14 @@ def _load(root: Path, db: sqlite3.Connection) -> list[JournalRow]:
 
 
 def _restore_inline(root: Path, row: JournalRow) -> None:
-    """Rewrite an inline-committed row's data file: its present blocks, from the row."""
+    """Rewrite an inline-committed row's data file: its present blocks, from the row.
+
+    Not fsynced: the row stays the durable copy of the content until a commit
+    replaces it, and a crash before then restores the file again at the next
+    open. A later commit through the data file fsyncs the file, and its
+    directory too, since the recovered record is not marked ``dir_synced``
+    (``stagedfile.record_from_row``).
+    """
     assert row.inline is not None
     bs = row.block_size
     pieces = []
@@ -312,8 +319,6 @@ def _restore_inline(root: Path, row: JournalRow) -> None:
     path = stagingdata.data_path(root, row.id)
     stagingdata.remove_file(path)
     stagingdata.write_pieces(path, pieces, 0)
-    stagingdata.sync_file(path)
-    stagingdata.sync_dir(path.parent)
 
 
 def _recover(root: Path, db: sqlite3.Connection, rows: list[JournalRow]) -> list[Recovered]:
