@@ -214,17 +214,23 @@ class StagingStore:
                 generation = record.generation
                 plan = record.layout.plan_read(offset, length)
                 fetched = await self._fetch_segments(plan, fetch_base)
-            ranges = [(s.start, s.end) for s in plan if s.source is Source.FILE]
-            from_file = []
-            if ranges:
-                from_file = await trio.to_thread.run_sync(
-                    stagingdata.read_ranges, self._data_path(record), ranges)
-        return self._assemble(plan, fetched, from_file), generation
+            return await self._assemble_with_file(record, plan, fetched), generation
 
     @staticmethod
     async def _fetch_segments(plan: list[Segment], fetch_base: BaseFetch) -> list[bytes]:
         return [await _fetch(fetch_base, s.start, s.end) for s in plan
                 if s.source is Source.BASE]
+
+    async def _assemble_with_file(self, record: Record, plan: list[Segment],
+                                  fetched: list[bytes]) -> bytes:
+        """The bytes of ``plan``, its file ranges read from the data file (in a worker
+        thread); the caller holds the record's lock."""
+        ranges = [(s.start, s.end) for s in plan if s.source is Source.FILE]
+        from_file = []
+        if ranges:
+            from_file = await trio.to_thread.run_sync(
+                stagingdata.read_ranges, self._data_path(record), ranges)
+        return self._assemble(plan, fetched, from_file)
 
     @staticmethod
     def _assemble(plan: list[Segment], fetched: list[bytes], from_file: list[bytes]) -> bytes:
@@ -377,12 +383,7 @@ class StagingStore:
         layout = record.layout
         if layout.size > self._inline_max or layout.missing_bytes():
             return None
-        plan = layout.plan_read(0, layout.size)
-        ranges = [(s.start, s.end) for s in plan if s.source is Source.FILE]
-        from_file = []
-        if ranges:
-            from_file = await trio.to_thread.run_sync(stagingdata.read_ranges, self._data_path(record), ranges)
-        return self._assemble(plan, [], from_file)
+        return await self._assemble_with_file(record, layout.plan_read(0, layout.size), [])
 
     @staticmethod
     def _sync(path: Path, dir_synced: bool) -> bool:
