@@ -47,9 +47,6 @@ log = logging.getLogger("mount")
 
 PERSONAL_FOLDER = ("My Files",)
 
-#: Files up to this size are committed into the staging journal itself (one fsync per close).
-INLINE_MAX = 64 << 10
-
 
 @dataclass
 class MountSettings:
@@ -107,8 +104,7 @@ async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = 
         root_path = await _root_path(backend, settings)
         root = await backend.stat(root_path)
         async with open_block_cache(settings.cache) as cache, \
-                open_staging_store(settings.staging_dir, block_size=settings.cache.block_size,
-                                   inline_max=INLINE_MAX) as store:
+                open_staging_store(settings.staging_dir, block_size=settings.cache.block_size) as store:
             mtimes = await trio.to_thread.run_sync(MtimeStore, settings.staging_dir)
             try:
                 writes = None if settings.read_only else WriteBack(
