@@ -223,7 +223,7 @@ def _tell_daemon(mountpoint: Path, *, skip_drain: bool) -> bool:
 def _wait_for_daemon(mountpoint: Path) -> None:
     """Poll the daemon, which drains its uploads after the kernel unmount, until it is gone."""
     from mount import control
-    from mount.status_text import human_size, waiting_uploads
+    from mount.status_text import human_size, total_size, waiting_uploads
 
     next_line = time.monotonic()
     failures = 0
@@ -241,9 +241,9 @@ def _wait_for_daemon(mountpoint: Path) -> None:
             status = None
         waiting = waiting_uploads(status) if isinstance(status, dict) else []
         if waiting and time.monotonic() >= next_line:
-            size = sum(entry.get("size") or 0 for entry in waiting if isinstance(entry.get("size"), int))
             uploads = "1 upload" if len(waiting) == 1 else f"{len(waiting)} uploads"
-            print(f"portalfs: waiting for {uploads} ({human_size(size)}) to finish…", file=sys.stderr, flush=True)
+            print(f"portalfs: waiting for {uploads} ({human_size(total_size(waiting))}) to finish…",
+                  file=sys.stderr, flush=True)
             next_line = time.monotonic() + PROGRESS_EVERY
         time.sleep(POLL_INTERVAL)
 

@@ -10,7 +10,7 @@ units and times local, as ``ls -lh`` would show them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 LIMIT = 20  # entries shown per list
@@ -64,6 +64,11 @@ def waiting_uploads(status: dict[str, Any]) -> list[dict[str, Any]]:
             if entry.get("state") not in QUIET_STATES]
 
 
+def total_size(entries: list[dict[str, Any]]) -> int:
+    """The sum of the entries' sizes (an entry without a usable size counts 0)."""
+    return int(sum(_number(entry.get("size")) or 0 for entry in entries))
+
+
 def render(status: dict[str, Any]) -> str:
     return "\n".join(_render(status if isinstance(status, dict) else {})) + "\n"
 
@@ -72,24 +77,28 @@ def _render(status: dict[str, Any]) -> Iterator[str]:
     yield _headline(status)
     yield ""
     yield from _uploads(_section(status, "uploads"))
-    conflicts = _entries(status.get("conflicts"))
-    if conflicts:
-        yield ""
-        yield "Conflicts (the portal's version was kept; yours is beside it):"
-        yield from _more_before(conflicts)
-        for entry in conflicts[-LIMIT:]:
-            yield f"  {local_time(entry.get('when'))}  {_text(entry.get('path'))}  → {_text(entry.get('conflict_path'))}"
+    yield from _events("Conflicts (the portal's version was kept; yours is beside it):",
+                       _entries(status.get("conflicts")),
+                       lambda entry: f"{_text(entry.get('path'))}  → {_text(entry.get('conflict_path'))}")
     cache = _section(status, "cache")
     if cache:
         yield ""
         yield _cache_line(cache)
-    errors = _entries(status.get("errors"))
-    if errors:
-        yield ""
-        yield "Recent errors:"
-        yield from _more_before(errors)
-        for entry in errors[-LIMIT:]:
-            yield f"  {local_time(entry.get('when'))}  {_text(entry.get('message'))}"
+    yield from _events("Recent errors:", _entries(status.get("errors")),
+                       lambda entry: _text(entry.get("message")))
+
+
+def _events(title: str, entries: list[dict[str, Any]],
+            describe: Callable[[dict[str, Any]], str]) -> Iterator[str]:
+    """A titled list of timestamped events, the latest ``LIMIT`` of them (nothing if empty)."""
+    if not entries:
+        return
+    yield ""
+    yield title
+    if len(entries) > LIMIT:
+        yield f"  … {len(entries) - LIMIT} earlier"
+    for entry in entries[-LIMIT:]:
+        yield f"  {local_time(entry.get('when'))}  {describe(entry)}"
 
 
 def _headline(status: dict[str, Any]) -> str:
@@ -110,8 +119,7 @@ def _uploads(uploads: dict[str, Any]) -> Iterator[str]:
     if not pending and not in_flight:
         yield "Uploads: nothing pending" + (f"; {done}" if done else "")
         return
-    total = sum(_number(entry.get("size")) or 0 for entry in pending)
-    yield f"Uploads: {len(pending)} pending ({human_size(total)})" + (f"; {done}" if done else "")
+    yield f"Uploads: {len(pending)} pending ({human_size(total_size(pending))})" + (f"; {done}" if done else "")
     for entry in pending[:LIMIT]:
         line = (f"  {_text(entry.get('state') or 'pending'):<9} {human_size(entry.get('size')):>10}"
                 f"  {human_age(entry.get('age')):>9}  {_text(entry.get('path'))}")
@@ -119,16 +127,14 @@ def _uploads(uploads: dict[str, Any]) -> Iterator[str]:
         if attempts or entry.get("last_error"):
             line += f"  ({int(attempts)} attempts; last error: {_text(entry.get('last_error'))})"
         yield line
-    if len(pending) > LIMIT:
-        yield f"  … and {len(pending) - LIMIT} more"
+    yield from _more_after(pending)
     if in_flight:
         yield "In flight:"
         for entry in in_flight[:LIMIT]:
             size, sent = _number(entry.get("size")), _number(entry.get("sent")) or 0
             share = f" ({100 * sent / size:.0f}%)" if size else ""
             yield f"  {_text(entry.get('path'))}: {human_size(sent)} of {human_size(size)}{share}"
-        if len(in_flight) > LIMIT:
-            yield f"  … and {len(in_flight) - LIMIT} more"
+        yield from _more_after(in_flight)
 
 
 def _cache_line(cache: dict[str, Any]) -> str:
@@ -155,10 +161,10 @@ def _entries(value: Any) -> list[dict[str, Any]]:
     return [entry if isinstance(entry, dict) else {"path": entry, "message": entry} for entry in value]
 
 
-def _more_before(entries: list[Any]) -> Iterator[str]:
-    """Lists of events show the latest: say how many earlier ones were left out."""
+def _more_after(entries: list[Any]) -> Iterator[str]:
+    """Lists of uploads show the first ``LIMIT``: say how many were left out."""
     if len(entries) > LIMIT:
-        yield f"  … {len(entries) - LIMIT} earlier"
+        yield f"  … and {len(entries) - LIMIT} more"
 
 
 def _number(value: Any) -> float | None:
