@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pyfuse3
 
-from vfs.attributes import Attributes, Entry, FsStats
+from vfs.attributes import Attributes, Entry, FsStats, OpenFile
 from vfs.errors import VfsError
 from vfs.filesystem import Filesystem
 
@@ -112,8 +112,7 @@ class PortalOperations(pyfuse3.Operations):
 
     @funnel
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        opened = await self.fs.open(inode, flags)
-        return pyfuse3.FileInfo(fh=opened.handle, keep_cache=opened.keep_cache, direct_io=opened.direct_io)
+        return _file_info(await self.fs.open(inode, flags))
 
     @funnel
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -129,8 +128,7 @@ class PortalOperations(pyfuse3.Operations):
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         opened, entry = await self.fs.create(parent_inode, os.fsdecode(name), flags)
-        info = pyfuse3.FileInfo(fh=opened.handle, keep_cache=opened.keep_cache, direct_io=opened.direct_io)
-        return info, _reply(entry)
+        return _file_info(opened), _reply(entry)
 
     @funnel
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -202,6 +200,10 @@ class PortalOperations(pyfuse3.Operations):
     # getxattr/listxattr are deliberately not implemented: pyfuse3 answers ENOSYS,
     # which the kernel remembers for the whole mount, so `ls -l` stops asking for
     # ACLs and security labels of every file (one round trip each with ENOATTR).
+
+
+def _file_info(opened: OpenFile) -> pyfuse3.FileInfo:
+    return pyfuse3.FileInfo(fh=opened.handle, keep_cache=opened.keep_cache, direct_io=opened.direct_io)
 
 
 def _statvfs(stats: FsStats) -> pyfuse3.StatvfsData:
