@@ -78,7 +78,10 @@ class MountSettings:
 
     @property
     def staging_dir(self) -> Path:
-        return (self.cache.disk_dir or Path(self.mountpoint.parent / f".{self.mountpoint.name}.portalfs")) / "staging"
+        """Where unsent writes are staged: inside the cache directory (which
+        ``background.settings_from`` always sets)."""
+        assert self.cache.disk_dir is not None, "a mount's cache always has a directory"
+        return self.cache.disk_dir / "staging"
 
 
 def fuse_options(settings: MountSettings) -> set[str]:
