@@ -2,11 +2,10 @@
 
 Why.  The kernel sizes the read requests it sends a FUSE daemon by the
 mount's read-ahead window, which FUSE starts at 128 KiB whatever the daemon
-asks for at init.  A 1 GiB sequential read is then ~8,200 requests through
-the daemon's one trio thread; with a 1 MiB window it is ~1,000, each as
-cheap to answer (measured here: the daemon's main thread spent about a
-quarter less CPU per GB, and the read ran ~15% faster).  rclone documents
-the same knob for its mounts.
+asks for at init.  A sequential read then costs one request per 128 KiB
+through the daemon's one trio thread; with a 1 MiB window one per MiB, each
+about as cheap to answer (measured figures: docs/PERFORMANCE.md).  rclone
+documents the same knob for its mounts.
 
 How.  The window is the mount's backing device's ``read_ahead_kb`` in
 sysfs (``/sys/class/bdi/MAJOR:MINOR``, the numbers of the mount's
