@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 FUSE_FLAGS = frozenset(
     {"allow_other", "allow_root", "auto_unmount", "default_permissions", "ro", "noatime", "nodiratime",
@@ -99,7 +100,7 @@ def _apply(options: MountOptions, item: str) -> None:
         if options.upload_delay < 0:
             raise OptionError("upload_delay must not be negative")
     elif name == "upload_workers":
-        options.upload_workers = int(_number(name, value, int))
+        options.upload_workers = _number(name, value, int)
         if options.upload_workers < 1:
             raise OptionError("upload_workers must be at least 1")
     elif name == "exclude" and has_value:
@@ -117,7 +118,10 @@ def _apply(options: MountOptions, item: str) -> None:
         raise OptionError(f"unknown mount option {item!r}")
 
 
-def _number(name: str, value: str, kind: type) -> int | float:
+_N = TypeVar("_N", int, float)
+
+
+def _number(name: str, value: str, kind: type[_N]) -> _N:
     try:
         return kind(value)
     except ValueError:
