@@ -29,14 +29,17 @@ Subtleties:
   A failed write removes its temp file before re-raising. We do not fsync:
   this is a cache, the checksum catches torn files after a power loss, and an
   fsync per block would throttle every large read to the disk's flush rate.
-* The payload's whole pages are written with ``O_DIRECT`` where the
-  filesystem allows it (from a page-aligned copy, hence the header page): a
-  block file is read back rarely (after the memory tier lost it), and going
-  around the page cache costs a third of the CPU of a buffered write
-  (measured here: 0.8 against 2.7 s per GB of new 1 MiB files), CPU that a
-  cold read needs for the network and the kernel's FUSE traffic. The
-  unaligned tail goes through the page cache; a filesystem without
-  ``O_DIRECT`` (tmpfs) gets buffered writes throughout.
+* The header page and the payload's whole pages are written with
+  ``O_DIRECT``, in one write from a page-aligned copy (hence the header
+  page): a block file is read back rarely (after the memory tier lost it),
+  and going around the page cache costs a fraction of the CPU of a buffered
+  write (figures in docs/PERFORMANCE.md), CPU that a cold read needs for the
+  network and the kernel's FUSE traffic. Only an unaligned tail (the last
+  block of an object) goes through the page cache. A cache directory whose
+  filesystem refuses ``O_DIRECT`` (``EINVAL``) is remembered and written
+  buffered from then on, without asking again per block.
+* The 256 fan-out folders under ``blocks/`` are made on first use: the
+  rename that fails for want of one creates it and is retried once.
 * Everything here is blocking file I/O: callers run it in a worker thread.
 """
 
@@ -57,9 +60,9 @@ from .keys import BlockKey
 
 MAGIC = b"PFSBLK2\n"
 _HEADER = struct.Struct(">8sQI")
-#: The payload starts at this offset: one page, so that it can be written with O_DIRECT.
-HEADER_SIZE = 4096
 PAGE = 4096
+#: The payload starts at this offset: one page, so that it can be written with O_DIRECT.
+HEADER_SIZE = PAGE
 BLOCKS_DIR = "blocks"
 TMP_DIR = "tmp"
 
@@ -113,35 +116,46 @@ class _AlignedBuffer(threading.local):
 _aligned = _AlignedBuffer()
 
 
-def _set_direct(fd: int, on: bool) -> bool:
-    """Switch ``O_DIRECT`` on ``fd``; False where the filesystem refuses it."""
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return False
-        raise
-    return True
+#: Cache directories whose filesystem refused ``O_DIRECT``: written buffered.
+_buffered_roots: set[Path] = set()
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
-def _write_payload(fd: int, payload: bytes) -> None:
-    """Write ``payload`` at the file's current (page-aligned) offset; whole pages direct if possible."""
+def _open_temp(root: Path, temp: Path) -> tuple[int, bool]:
+    """Create ``temp``; returns the fd and whether it was opened with ``O_DIRECT``."""
+    if root not in _buffered_roots:
+        try:
+            return os.open(temp, _CREATE | os.O_DIRECT, 0o600), True
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            _buffered_roots.add(root)
+            temp.unlink(missing_ok=True)  # the refusal may come after the creation
+    return os.open(temp, _CREATE, 0o600), False
+
+
+def _write_direct(fd: int, header: bytes, payload: bytes) -> None:
+    """Write the header page and the payload's whole pages in one ``O_DIRECT`` write,
+    then the unaligned tail (if any) buffered.
+
+    Raises ``OSError(EINVAL)`` if the filesystem refuses the direct write after all.
+    """
     whole = len(payload) - len(payload) % PAGE
-    done = 0
-    if whole and _set_direct(fd, True):
-        buffer = _aligned.at_least(whole)
-        with memoryview(buffer) as view:
-            view[:whole] = memoryview(payload)[:whole]
-            try:
-                _write_all(fd, view[:whole])
-                done = whole
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # EINVAL: O_DIRECT refused after all; rewrite buffered
-                    raise
-                os.lseek(fd, HEADER_SIZE, os.SEEK_SET)
-        _set_direct(fd, False)
-    _write_all(fd, memoryview(payload)[done:])
+    buffer = _aligned.at_least(HEADER_SIZE + whole)
+    with memoryview(buffer) as view:
+        view[:HEADER_SIZE] = header
+        view[HEADER_SIZE:HEADER_SIZE + whole] = memoryview(payload)[:whole]
+        _write_all(fd, view[:HEADER_SIZE + whole])
+    if whole < len(payload):
+        _clear_direct(fd)
+        _write_all(fd, memoryview(payload)[whole:])
+
+
+def _clear_direct(fd: int) -> None:
+    # F_SETFL sets only the status flags (O_APPEND, O_ASYNC, O_DIRECT,
+    # O_NOATIME, O_NONBLOCK), and of those the temp file has only O_DIRECT.
+    fcntl.fcntl(fd, fcntl.F_SETFL, 0)
 
 
 def write_block_file(root: Path, name: str, payload: bytes) -> int:
@@ -150,17 +164,32 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
     Raises ``OSError`` (``ENOSPC`` and friends) with no temp file left behind.
     """
     header = _HEADER.pack(MAGIC, len(payload), _crc(name, payload)).ljust(HEADER_SIZE, b"\0")
-    target = block_path(root, name)
-    target.parent.mkdir(mode=0o700, exist_ok=True)
     temp = root / TMP_DIR / f"{name}.{secrets.token_hex(4)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd, direct = _open_temp(root, temp)
     try:
         try:
-            _write_all(fd, header)
-            _write_payload(fd, payload)
+            if direct:
+                try:
+                    _write_direct(fd, header, payload)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    # Opened, but the write was refused: buffered, here and from now on.
+                    _buffered_roots.add(root)
+                    _clear_direct(fd)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    direct = False
+            if not direct:
+                _write_all(fd, header)
+                _write_all(fd, payload)
         finally:
             os.close(fd)
-        os.replace(temp, target)
+        target = block_path(root, name)
+        try:
+            os.replace(temp, target)
+        except FileNotFoundError:  # the first block in this fan-out folder
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
