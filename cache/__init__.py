@@ -36,7 +36,7 @@ Exceptions raised by this package (the fetch's own exceptions pass through)::
 
 from .blocks import BlockCache, open_block_cache
 from .config import CacheConfig
-from .flights import IncompleteFetch
+from .flights import FetchMany, IncompleteFetch
 from .keys import BlockKey, Fetch, ObjectKey
 from .mtimes import MtimeStore
 from .private_dir import CacheDirectoryError
@@ -59,6 +59,7 @@ __all__ = [
     "CacheStatistics",
     "ContentChanged",
     "Fetch",
+    "FetchMany",
     "IncompleteFetch",
     "MtimeStore",
     "ObjectKey",

@@ -32,6 +32,9 @@ only slows new fetches once its write queue is full.
 
 Read-ahead (``readahead.ReadStream`` decides the window) is started after the
 read's own fetches, as background flights that only take free fetch slots.
+Across files, ``fetch_together`` brings many small objects in one request
+(its caller decides when: the cache only sees versions, not folders); a
+reader that finds one of them withdrawn from such a group reads again.
 
 Exceptions: a fetch's own exception propagates unchanged to every reader
 waiting on it; ``flights.IncompleteFetch`` if the source returned less than
@@ -43,18 +46,22 @@ cache directory belongs to someone else or is in use by another process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 
 from .config import CacheConfig
 from .disk import DiskTier, open_disk_tier
-from .flights import Blocks, Flight, FlightTable
-from .keys import Fetch, ObjectKey, block_count, block_key, block_length
+from .flights import Blocks, FetchMany, Flight, FlightTable
+from .keys import BlockKey, Fetch, ObjectKey, block_count, block_key, block_length
 from .memory import MemoryTier
 from .readahead import ReadStream
 from .stats import CacheStatistics, Counters
+
+
+#: Objects asked for in one group fetch at most (bounds the size of the request itself).
+MAX_GROUP = 1000
 
 
 class BlockCache:
@@ -144,10 +151,43 @@ class BlockCache:
         for index, flight in waits:
             await flight.wait()
             awaited = True
+            if flight.withdrawn:  # a group fetch left it out: ask again, now on our own
+                return await self.read(key, offset, length, fetch, stream)
             got[index] = flight.block(index)
         if not awaited:
             await trio.lowlevel.checkpoint()  # trio convention: every async call checkpoints
         return _assemble(got, first, last, offset, end, bs)
+
+    def fetch_together(self, keys: Iterable[ObjectKey], fetch_many: FetchMany) -> int:
+        """Start fetching the small objects among ``keys`` with one ``fetch_many`` call.
+
+        For a reader about to go through many small files: it joins their
+        flights as it reads them.  Objects of one block only (not empty), not
+        cached and not in flight are taken, in order, until the next would pass
+        ``group_fetch_bytes`` or ``MAX_GROUP``.  Returns how many of ``keys`` were
+        looked at (taken or skipped) before that limit, so a caller can resume
+        after them.  Returns at once; nothing is fetched when the limit is 0.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the block cache is closed")
+        budget = self._config.group_fetch_bytes
+        taken: list[ObjectKey] = []
+        looked = 0
+        for key in keys:
+            if 0 < key.size <= self._config.block_size and not self._cached_or_coming(block_key(key, 0)):
+                if key.size > budget or len(taken) == MAX_GROUP:
+                    break
+                budget -= key.size
+                taken.append(key)
+            looked += 1
+        if taken:
+            self._flights.start_group(taken, fetch_many)
+        return looked
+
+    def _cached_or_coming(self, bk: BlockKey) -> bool:
+        return (self._memory.contains(bk)
+                or (self._disk is not None and self._disk.contains(bk))
+                or self._flights.get(bk) is not None)
 
     def cached_bytes(self, key: ObjectKey) -> int:
         """How many bytes of this object version are cached, in either tier."""
@@ -196,10 +236,7 @@ class BlockCache:
             return True
 
         for index in wanted:
-            bk = block_key(key, index)
-            if (self._memory.contains(bk)
-                    or (self._disk is not None and self._disk.contains(bk))
-                    or self._flights.get(bk) is not None):
+            if self._cached_or_coming(block_key(key, index)):
                 if not launch():
                     return
                 continue

@@ -41,6 +41,9 @@ class CacheConfig:
     """How far from the previous read's end a read may start and still count
     as sequential: the kernel hands out its parallel read-ahead requests
     slightly out of order."""
+    group_fetch_bytes: int = 16 << 20
+    """Most bytes of small objects ``fetch_together`` asks for in one request
+    (0: never fetch objects together)."""
     disk_write_queue: int = 8
     """Blocks waiting to be written to disk at most; fetchers wait beyond that."""
     index_flush_interval: float = 30.0
@@ -49,7 +52,7 @@ class CacheConfig:
     def __post_init__(self) -> None:
         if self.block_size <= 0:
             raise ValueError(f"block_size must be positive, got {self.block_size}")
-        for name in ("memory_bytes", "disk_bytes", "max_readahead", "sequential_slack"):
+        for name in ("memory_bytes", "disk_bytes", "max_readahead", "sequential_slack", "group_fetch_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("parallel_fetches", "fetch_size", "disk_write_queue"):

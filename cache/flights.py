@@ -37,6 +37,15 @@ queued for the disk: with a disk slower than the link, new fetches slow down
 instead of fetched blocks piling up in memory. So the bytes held outside the
 memory tier are bounded by ``parallel_fetches * fetch_size`` plus the disk
 write queue.
+
+Fetching together: a portal answers each request at a fixed cost far above
+the bytes of a small file, so a reader working through a folder of small
+files is better served by one request for many of them (``start_group``).
+Each object (one block each) gets a flight of its own, so readers join them
+exactly as they join ranged flights; one task fetches them all with one
+token. The group is an optimisation, never a source of errors: whatever it
+does not deliver whole, for whatever reason, is *withdrawn* (the waiter sees
+``Flight.withdrawn`` and fetches that object the ordinary way).
 """
 
 from __future__ import annotations
@@ -56,6 +65,10 @@ log = logging.getLogger(__name__)
 Blocks = dict[int, bytes]
 """Whole blocks of one object version, by block index."""
 
+FetchMany = Callable[[list[ObjectKey]], Awaitable[dict[ObjectKey, bytes]]]
+"""``fetch_many(keys)``: the whole content of some of ``keys`` (one request);
+the ones left out are withdrawn, and an exception withdraws them all."""
+
 
 class IncompleteFetch(Exception):
     """The source returned fewer bytes than the object's size promises."""
@@ -68,16 +81,18 @@ class Flight:
     only read by waiters after it, so they need no lock.
     """
 
-    __slots__ = ("key", "first", "count", "fetch", "readahead", "_done", "_blocks",
+    __slots__ = ("key", "first", "count", "fetch", "readahead", "withdrawn", "_done", "_blocks",
                  "_error", "_traceback")
 
-    def __init__(self, key: ObjectKey, first: int, count: int, fetch: Fetch,
+    def __init__(self, key: ObjectKey, first: int, count: int, fetch: Fetch | None,
                  readahead: bool) -> None:
         self.key = key
         self.first = first
         self.count = count
         self.fetch = fetch
         self.readahead = readahead
+        #: set (with ``_done``) when a group fetch left this object out: fetch it yourself
+        self.withdrawn = False
         self._done = trio.Event()
         self._blocks: Blocks = {}
         self._error: BaseException | None = None
@@ -100,6 +115,10 @@ class Flight:
 
     def _succeed(self, blocks: Blocks) -> None:
         self._blocks = blocks
+        self._done.set()
+
+    def _withdraw(self) -> None:
+        self.withdrawn = True
         self._done.set()
 
     def _fail(self, error: BaseException) -> None:
@@ -161,6 +180,17 @@ class FlightTable:
         self._launch(flight, True)
         return flight
 
+    def start_group(self, keys: list[ObjectKey], fetch_many: FetchMany) -> None:
+        """Fetch the single-block objects ``keys`` (none cached or in flight) with one call."""
+        if self._closed:
+            raise trio.ClosedResourceError("the block cache is closed")
+        flights = [Flight(key, 0, 1, None, True) for key in keys]
+        for flight in flights:
+            self._flights[block_key(flight.key, 0)] = flight
+        self._counters.group_fetches += 1
+        self._counters.group_members += len(flights)
+        self._nursery.start_soon(self._run_group, flights, fetch_many)
+
     def _launch(self, flight: Flight, holding: bool) -> None:
         if self._closed:
             if holding:
@@ -175,7 +205,48 @@ class FlightTable:
         end = min((flight.first + flight.count) * self._block_size, flight.key.size)
         return offset, end - offset
 
+    async def _run_group(self, flights: list[Flight], fetch_many: FetchMany) -> None:
+        delivered: list[tuple[ObjectKey, Blocks]] = []
+        borrower = object()  # holds the group's one token
+        holding = False
+        fetching = trio.CancelScope()
+        self._fetching.add(fetching)
+        try:
+            with fetching:
+                await self._limiter.acquire_on_behalf_of(borrower)
+                holding = True
+                self._counters.fetch_calls += 1
+                try:
+                    got = await fetch_many([flight.key for flight in flights])
+                except Exception as exc:
+                    self._counters.fetch_errors += 1
+                    log.info("fetching %d small objects together failed (%r); each is fetched on its own "
+                             "when it is read", len(flights), exc)
+                    got = {}
+                for flight in flights:
+                    self._unregister(flight)
+                    data = got.get(flight.key)
+                    if data is None or len(data) != flight.key.size:
+                        flight._withdraw()
+                        continue
+                    blocks = {0: data}
+                    self._counters.fetched_bytes += len(data)
+                    self._keep(flight.key, blocks)
+                    flight._succeed(blocks)
+                    delivered.append((flight.key, blocks))
+            for key, blocks in delivered:
+                await self._persist(key, blocks)
+        finally:
+            self._fetching.discard(fetching)
+            if holding:
+                self._limiter.release_on_behalf_of(borrower)
+            for flight in flights:
+                if not flight._done.is_set():  # cancelled (cache closing) or keep() failed
+                    self._unregister(flight)
+                    flight._fail(trio.ClosedResourceError("the block cache was closed"))
+
     async def _run(self, flight: Flight, holding: bool) -> None:
+        assert flight.fetch is not None  # only group members have none
         blocks: Blocks = {}
         offset, length = self._range(flight)
         fetching = trio.CancelScope()

@@ -40,6 +40,10 @@ class CacheStatistics:
     readahead_fetches: int = 0
     readahead_bytes: int = 0
     """Bytes requested by read-ahead fetches."""
+    group_fetches: int = 0
+    """Fetches of several small objects together (each also counts in ``fetch_calls``)."""
+    group_members: int = 0
+    """Objects asked for by those fetches."""
     memory_bytes: int = 0
     memory_blocks: int = 0
     memory_evictions: int = 0
@@ -69,6 +73,8 @@ class Counters:
     incomplete_fetches: int = 0
     readahead_fetches: int = 0
     readahead_bytes: int = 0
+    group_fetches: int = 0
+    group_members: int = 0
     memory_evictions: int = 0
     disk_evictions: int = 0
     disk_writes: int = 0
