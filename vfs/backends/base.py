@@ -170,6 +170,21 @@ class Backend(Protocol):
         """
         ...
 
+    async def read_together(self, entries: Sequence[RemoteEntry]) -> dict[str, bytes]:
+        """The whole content of several files of one folder at once, by ``object_id``.
+
+        For folders of many small files, where a request per file costs more
+        than its bytes.  ``entries`` are files of one folder (ValueError
+        otherwise); the caller keeps their total size small, as the answer is
+        held in memory.  Any entry may be absent from the answer, to be read
+        with :meth:`read`; a backend that cannot read files together returns
+        ``{}``.  What is returned is the content of ``entry.version`` as far as
+        the backend can check it.  A failure of the request as a whole is
+        raised (NotFound when one of the files vanished, PermissionDenied,
+        Transient…), and the caller reads the files one by one.
+        """
+        ...
+
     async def list_snapshots(self, path: Path) -> list[SnapshotRef]:
         """The snapshots in which ``path`` existed, oldest first ([] when the portal has none)."""
         ...

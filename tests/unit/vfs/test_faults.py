@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,10 @@ class Stalling:
     async def read(self, entry: RemoteEntry, offset: int, length: int) -> bytes:
         await self._gate()
         return await self._backend.read(entry, offset, length)
+
+    async def read_together(self, entries: Sequence[RemoteEntry]) -> dict[str, bytes]:
+        await self._gate()
+        return await self._backend.read_together(entries)
 
     async def list_snapshots(self, path: RemotePath) -> list[SnapshotRef]:
         await self._gate()

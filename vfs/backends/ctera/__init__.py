@@ -8,8 +8,10 @@ One concept per module:
 ``connection``      the httpx client: TLS trust, timeouts, pool
 ``resources``       ``fetchResources`` replies → ``RemoteEntry`` (hostile input refused)
 ``downloads``       ranged reads with ETag binding and stale-version detection
+``archives``        several small files of one folder as one ZIP
 ``snapshots``       ``listSnapshots`` replies → ``SnapshotRef``
-``uploads``         multipart uploads, streamed, and the cloud folder uid cache
+``uploads``         multipart uploads, streamed
+``cloud_folders``   the cloud folder uids that uploads and ZIPs are addressed to
 ``changes``         mkdir, move, copy, delete, the recycle bin
 ``tasks``           background tasks: submit, poll, outcome
 ``execute``         the ``execute`` envelope of every file-browser method

@@ -50,6 +50,7 @@ from vfs.backends.base import (
     Transient,
     Unreachable,
 )
+from vfs.backends.ctera.cloud_folders import Describe, FolderUids
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import error_for_code, task_error
 from vfs.backends.ctera.execute import execute
@@ -57,7 +58,7 @@ from vfs.backends.ctera.paths import href_of, name_problem
 from vfs.backends.ctera.resources import child_entries, decode_fetch_reply, write_refusal
 from vfs.backends.ctera.session import Session
 from vfs.backends.ctera.tasks import TaskOutcome, TaskRunner
-from vfs.backends.ctera.uploads import Describe, FolderUids, Stat
+from vfs.backends.ctera.uploads import Stat
 from vfs.backends.retry import RetryHook, RetryLater, RetryPolicy
 from wire import ctera_xml
 from wire.ctera_xml import Obj, XmlDecodeError, obj

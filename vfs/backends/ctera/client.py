@@ -6,6 +6,7 @@ backend call                  wire (spec section)
 ``stat(path)``                ``fetchResources`` depth 0; ``root`` null → NotFound (§4.2.2)
 ``list_page(path, s, n)``     ``fetchResources`` depth 1, ``start``/``limit`` (§4.2)
 ``read(entry, off, n)``       ``GET {ctx}/webdav/<href>`` with ``Range`` (§4.4; :mod:`.downloads`)
+``read_together(entries)``    ``POST {ctx}/folders/folders/<uid>``, one ZIP (§4.5; :mod:`.archives`)
 ``list_snapshots(path)``      ``listSnapshots`` (§4.3; :mod:`.snapshots`)
 ``quota(path)``               ``PROPFIND`` on the cloud folder (:mod:`.quota`)
 ``upload(path, src, n)``      multipart ``POST {ctx}/upload/folders/<uid>`` (§4.6; :mod:`.uploads`)
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import TypeVar
@@ -54,8 +55,10 @@ from vfs.backends.base import (
     Transient,
     UploadSource,
 )
+from vfs.backends.ctera.archives import Archives
 from vfs.backends.ctera.bulk import BulkTransport, bulk_transport_for
 from vfs.backends.ctera.changes import Changes
+from vfs.backends.ctera.cloud_folders import CloudFolders, FolderUids
 from vfs.backends.ctera.connection import (
     DEFAULT_TIMEOUTS,
     Timeouts,
@@ -78,7 +81,7 @@ from vfs.backends.ctera.resources import (
 from vfs.backends.ctera.session import ADMIN, SERVICES, Session
 from vfs.backends.ctera.snapshots import snapshot_refs
 from vfs.backends.ctera.tasks import TaskRunner
-from vfs.backends.ctera.uploads import FolderUids, Uploader
+from vfs.backends.ctera.uploads import Uploader
 from vfs.backends.retry import RetryPolicy
 from wire import ctera_xml
 from wire.ctera_xml import Obj, XmlDecodeError, obj
@@ -126,9 +129,10 @@ class CteraBackend:
         self._closed = False
         self._default_quota_folder: Path | None = None
         self._uids = FolderUids()
+        folders = CloudFolders(self._uids, self._describe_once)
+        self._archives = Archives(self._session, self._retry, folders, on_retry=self._count_retry)
         self._uploader = Uploader(
-            self._session, self._retry, self._counters, self._uids,
-            describe=self._describe_once, stat=self.stat, on_retry=self._count_retry,
+            self._session, self._retry, self._counters, folders, stat=self.stat, on_retry=self._count_retry
         )
         tasks = TaskRunner(
             self._session, self._retry, self._counters, timeout=task_timeout, on_retry=self._count_retry
@@ -268,6 +272,24 @@ class CteraBackend:
         NotFound, PermissionDenied, IsADirectory.
         """
         return await self._retrying(lambda: self._reader.read(entry, offset, length))
+
+    async def read_together(self, entries: Sequence[RemoteEntry]) -> dict[str, bytes]:
+        """The whole content of several files of one folder, in one request, by ``object_id``.
+
+        ``entries`` must be files of one folder (ValueError otherwise; ``[]``
+        is ``{}`` without a request).  The answer holds the files the portal's
+        ZIP delivered intact with exactly ``entry.size`` bytes, and the empty
+        files; any other is simply absent, for the caller to :meth:`read`.
+        The size is the only version check (a ZIP has no ETag), so ask only
+        for entries just listed.  The reply is read into memory, bounded by
+        the sizes plus room for ZIP's headers (longer: ProtocolError), so the
+        caller keeps the total small.  Errors of the request as a whole are
+        raised like :meth:`read`'s: NotFound (a file was deleted meanwhile:
+        the portal refuses the whole selection), PermissionDenied, Transient
+        after retries, ProtocolError (the reply is no ZIP).  See
+        :mod:`vfs.backends.ctera.archives`.
+        """
+        return await self._archives.read_together(entries)
 
     # ---------------------------------------------------------------- quota
 

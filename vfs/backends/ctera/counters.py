@@ -28,6 +28,7 @@ class RequestKind:
     LIST = "list"  # fetchResources depth 1, one per page
     SNAPSHOTS = "snapshots"  # listSnapshots
     READ = "read"  # GET {ctx}/webdav/...
+    ARCHIVE = "archive"  # POST {ctx}/folders/folders/<uid>: several files as one ZIP
     QUOTA = "quota"  # PROPFIND
     UPLOAD = "upload"  # POST {ctx}/upload/folders/<uid>, one per attempt
     MKDIR = "mkdir"  # makeCollection
@@ -46,10 +47,11 @@ class CteraStatistics:
     ``requests`` counts HTTP requests sent, by :class:`RequestKind` (retries
     and the repeat after a re-login included); ``content_bytes`` is file
     content received by reads (including bytes discarded when a server ignored
-    ``Range``); ``bytes_received`` is every response body.  ``upload_bytes``
-    is file content handed to the network by uploads (every attempt, so a
-    retried upload counts twice); ``tasks`` counts background tasks submitted
-    and ``task_polls`` the status requests spent waiting for them.
+    ``Range``, and whole ZIP replies, headers included); ``bytes_received`` is
+    every response body.  ``upload_bytes`` is file content handed to the
+    network by uploads (every attempt, so a retried upload counts twice);
+    ``tasks`` counts background tasks submitted and ``task_polls`` the status
+    requests spent waiting for them.
     """
 
     requests: Mapping[str, int] = field(default_factory=dict)

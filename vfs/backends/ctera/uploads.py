@@ -15,15 +15,14 @@ Subtleties:
   ``Content-Length`` is known and the body goes out unchunked, as the SDK
   sends it.  ``source`` yielding more or fewer than ``size`` bytes is a bug of
   the caller (ValueError), not something to send.
-* **The cloud folder uid** is ``cloudFolderInfo.uid`` of the target's parent
-  (a depth-0 ``fetchResources``).  :class:`FolderUids` remembers it per folder,
-  learnt from any reply that describes a folder (stat, listing, mkdir), so
-  uploading many files into one folder costs one stat, often none.  Looking
-  the parent up first also refuses uploads into the root or a container
-  (ReadOnly), into a file (NotADirectory) or without write permission
-  (PermissionDenied) before any content is sent.  A uid from the cache that
-  the portal refuses (the folder moved away meanwhile) is looked up again
-  once.
+* **The cloud folder uid** is ``cloudFolderInfo.uid`` of the target's parent,
+  remembered per folder (:mod:`.cloud_folders`), so uploading many files into
+  one folder costs one stat, often none.  Looking the parent up also refuses
+  uploads into the root or a container (ReadOnly), into a file
+  (NotADirectory) or without write permission (PermissionDenied) before any
+  content is sent.  A remembered uid that the portal refuses (the folder
+  moved away meanwhile) is looked up again once, and the upload sent again
+  if the folder now has another.
 * **Retries.**  An upload is idempotent in effect: sending the same bytes
   to the same path again at worst adds one more identical version to the
   file's history.  So a transient failure (a reset, a timeout, a 5xx, the
@@ -42,11 +41,8 @@ Subtleties:
 
 from __future__ import annotations
 
-import logging
 import secrets
-import unicodedata
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -57,13 +53,13 @@ from vfs.backends.base import (
     BackendError,
     InvalidName,
     IsADirectory,
-    NotFound,
     Path,
     ProtocolError,
     RemoteEntry,
     Transient,
     UploadSource,
 )
+from vfs.backends.ctera.cloud_folders import CloudFolders
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import upload_error
 from vfs.backends.ctera.paths import href_of, name_problem
@@ -73,61 +69,13 @@ from vfs.backends.retry import RetryHook, RetryPolicy
 from wire import ctera_xml
 from wire.ctera_xml import XmlDecodeError
 
-__all__ = ["FolderUids", "MultipartBody", "Uploader"]
+__all__ = ["MultipartBody", "Stat", "Uploader"]
 
-log = logging.getLogger(__name__)
-
-#: How many folders' cloud folder uids are remembered.
-FOLDER_UIDS = 4096
 #: The largest upload reply read (it is a two-field object).
 MAX_UPLOAD_REPLY = 64 << 10
 
-#: One attempt at describing a folder: its entry and where it sits.
-Describe = Callable[[Path], Awaitable[tuple[RemoteEntry, Placement]]]
 #: The item as the portal describes it now (with retries).
 Stat = Callable[[Path], Awaitable[RemoteEntry]]
-
-
-class FolderUids:
-    """Folder path → uid of its cloud folder, bounded LRU.
-
-    Keys are compared the way the portal compares names (case-insensitively,
-    in NFC): the uid depends on where a folder is, so two spellings of one
-    path share it.  Moves and deletes forget whole subtrees.
-    """
-
-    def __init__(self, size: int = FOLDER_UIDS) -> None:
-        self._size = size
-        self._uids: OrderedDict[Path, str] = OrderedDict()
-
-    def get(self, folder: Path) -> str | None:
-        key = _key(folder)
-        uid = self._uids.get(key)
-        if uid is not None:
-            self._uids.move_to_end(key)
-        return uid
-
-    def learn(self, folder: Path, uid: str | None) -> None:
-        if uid is None:
-            return
-        key = _key(folder)
-        self._uids[key] = uid
-        self._uids.move_to_end(key)
-        while len(self._uids) > self._size:
-            self._uids.popitem(last=False)
-
-    def forget(self, top: Path) -> None:
-        """Forget ``top`` and every folder below it."""
-        prefix = _key(top)
-        for key in [key for key in self._uids if key[: len(prefix)] == prefix]:
-            del self._uids[key]
-
-    def __len__(self) -> int:
-        return len(self._uids)
-
-
-def _key(path: Path) -> Path:
-    return tuple(unicodedata.normalize("NFC", name).casefold() for name in path)
 
 
 class MultipartBody(httpx.AsyncByteStream):
@@ -199,17 +147,15 @@ class Uploader:
         session: Session,
         retry: RetryPolicy,
         counters: Counters,
-        uids: FolderUids,
+        folders: CloudFolders,
         *,
-        describe: Describe,
         stat: Stat,
         on_retry: RetryHook | None = None,
     ) -> None:
         self._session = session
         self._retry = retry
         self._counters = counters
-        self._uids = uids
-        self._describe = describe
+        self._folders = folders
         self._stat = stat
         self._on_retry = on_retry
 
@@ -223,43 +169,25 @@ class Uploader:
         problem = name_problem(path[-1])
         if problem is not None:
             raise InvalidName(f"{what}: {problem}")
-        parent = path[:-1]
         fresh = False
+
+        def refusal(entry: RemoteEntry, placement: Placement) -> BackendError | None:
+            return write_refusal(entry, placement, what=what)
+
+        async def send(uid: str) -> None:
+            await self._send(path, uid, source, size, what)
 
         async def attempt() -> None:
             nonlocal fresh
-            while True:
-                uid, cached = await self._folder_uid(parent, fresh=fresh, what=what)
-                try:
-                    await self._send(path, uid, source, size, what)
-                    return
-                except Transient:
-                    fresh = True
-                    raise
-                except (NotFound, ProtocolError) as exc:
-                    if not cached:
-                        raise
-                    # The folder may have moved since its uid was learnt: look again, once.
-                    log.info("%s: refused with a remembered cloud folder uid (%s); looking it up again", what, exc)
-                    self._uids.forget(parent)
-                    fresh = True
+            try:
+                await self._folders.send(path[:-1], send, refusal=refusal, what=what, fresh=fresh)
+            except Transient:
+                # The next attempt looks the parent up first (see the module docstring).
+                fresh = True
+                raise
 
         await self._retry.run(attempt, on_retry=self._on_retry)
         return await self._stat(path)
-
-    async def _folder_uid(self, folder: Path, *, fresh: bool, what: str) -> tuple[str, bool]:
-        """The cloud folder uid for uploads into ``folder``, and whether it came from the cache."""
-        if not fresh:
-            uid = self._uids.get(folder)
-            if uid is not None:
-                return uid, True
-        entry, placement = await self._describe(folder)
-        refusal = write_refusal(entry, placement, what=what)
-        if refusal is not None:
-            raise refusal
-        assert placement.cloud_folder_uid is not None  # write_refusal checked it
-        self._uids.learn(folder, placement.cloud_folder_uid)
-        return placement.cloud_folder_uid, False
 
     async def _send(self, path: Path, uid: str, source: UploadSource, size: int, what: str) -> None:
         """One POST of the form (and its repeat after a re-login); raises unless ``rc`` is 0."""
