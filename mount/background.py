@@ -45,6 +45,7 @@ def settings_from(url: str, mountpoint: Path, options: MountOptions, password: s
         disk_dir=options.cache_dir or cache_dir,
         **({"disk_bytes": options.cache_size} if options.cache_size is not None else {}),
         **({"memory_bytes": options.memory_cache} if options.memory_cache is not None else {}),
+        **({"group_fetch_bytes": options.folder_prefetch} if options.folder_prefetch is not None else {}),
     )
     fs = FsConfig(
         uid=options.uid if options.uid is not None else os.getuid(),

@@ -4,7 +4,7 @@ One parser serves both, so an fstab line and a command line mean the same.
 Options fall in four groups:
 
 * ours: ``user=``, ``password_file=``, ``admin``, ``root=``, ``cache_dir=``,
-  ``cache_size=``, ``memory_cache=``, ``read_ahead=``, ``ca_file=``, ``insecure``, the kernel
+  ``cache_size=``, ``memory_cache=``, ``read_ahead=``, ``folder_prefetch=``, ``ca_file=``, ``insecure``, the kernel
   cache timeouts ``entry_timeout=``, ``attr_timeout=``, ``negative_timeout=``,
   ``listing_ttl=``, ``request_timeout=``, the network bounds ``connect_timeout=``,
   ``read_timeout=``, ``retry_time=``, ``uid=``/``gid=`` (owner shown), and the
@@ -60,6 +60,7 @@ class MountOptions:
     excludes: list[str] = field(default_factory=list)
     default_excludes: bool = True
     read_ahead: int | None = None
+    folder_prefetch: int | None = None
 
 
 def parse_options(texts: list[str], into: MountOptions | None = None) -> MountOptions:
@@ -89,7 +90,7 @@ def _apply(options: MountOptions, item: str) -> None:
         options.root = tuple(part for part in value.split("/") if part)
     elif name == "cache_dir":
         options.cache_dir = Path(value)
-    elif name in ("cache_size", "memory_cache", "read_ahead"):
+    elif name in ("cache_size", "memory_cache", "read_ahead", "folder_prefetch"):
         setattr(options, name, parse_size(value))
     elif name == "ca_file":
         options.ca_file = Path(value)

@@ -52,6 +52,7 @@ from vfs.errors import VfsError, backend_errors
 from vfs.inodes import InodeTable, Kind, Node
 from vfs.listings import PAGE_SIZE, Listing, ListingCache
 from vfs.overlay import STAGED_PREFIX, Overlay, entry_of
+from vfs.prefetch import FolderPrefetch
 
 #: Names desktops and shells probe for in every folder; never worth a request.
 PROBE_NAMES = frozenset(
@@ -164,6 +165,7 @@ class Reading:
         self.config = config
         self.inodes = InodeTable(root_path, root)
         self.listings = ListingCache(backend, ttl=config.listing_ttl)
+        self.prefetch = FolderPrefetch(backend, cache)
         self._snapshot_lists: TTLCache[Hashable, dict[str, SnapshotRef]] = TTLCache(
             maxsize=256, ttl=config.listing_ttl, timer=trio.current_time
         )
@@ -455,6 +457,7 @@ class Reading:
             raise VfsError(errno.EACCES)
         keep_cache = node.cached_version == node.entry.version
         node.cached_version = node.entry.version
+        self._opened_for_reading(node, node.entry)
         node.open_handles += 1
         handle = self._new_handle(_FileHandle(node, node.entry, self.cache.stream()))
         return OpenFile(handle, keep_cache=keep_cache)
@@ -473,6 +476,13 @@ class Reading:
             opened.node.confirmed_at = 0.0
             await self._revalidate(opened.node)
             return await self._read(opened, offset, size)
+
+    def _opened_for_reading(self, node: Node, entry: RemoteEntry) -> None:
+        """Tell the folder prefetch, when the file is as its folder's fresh listing shows it."""
+        parent = self.inodes.get(node.parent) if node.kind is Kind.LIVE else None
+        listing = self.listings.peek(parent.key) if parent is not None else None
+        if listing is not None and listing.by_name.get(node.name) == entry:
+            self.prefetch.opened(parent.key, listing, entry)
 
     async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
         raise VfsError(errno.EROFS, "this mount is read-only")

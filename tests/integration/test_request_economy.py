@@ -109,3 +109,30 @@ def test_concurrent_readers_of_a_cold_file_fetch_each_block_once(big_folder_port
     assert len(results) == 6 and len({len(r) for r in results}) == 1 and len(results[0]) == size
     assert len(set(results)) == 1
     assert log.content_bytes() == size  # every byte came over the network exactly once
+
+
+def test_reading_a_folder_of_small_files_costs_a_few_archives(big_folder_portal: PortalProcess, tmp_path: Path) -> None:
+    """``grep -r`` / ``tar c`` through the mount: 10,000 files, about ten requests for their bytes."""
+    log = RequestLog(big_folder_portal)
+    with mounted(big_folder_portal, tmp_path / "mnt") as mount:
+        log.mark()
+        result = subprocess.run(["grep", "-r", "-c", "file", str(mount.mountpoint / "Big")],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        requests = log.since()
+    counts = dict(line.rsplit(":", 1) for line in result.stdout.splitlines())
+    assert len(counts) == BIG_FOLDER and set(counts.values()) == {"1"}
+    content = [r for r in requests if r.is_content]
+    archives = [r for r in content if r.is_archive]
+    assert len(content) <= 2 + math.ceil(BIG_FOLDER / 1000), [(r.verb, r.path) for r in content][:20]
+    assert archives and all(r.status in (200, 206) for r in content)
+
+
+def test_folder_prefetch_off_reads_each_file_on_its_own(big_folder_portal: PortalProcess, tmp_path: Path) -> None:
+    log = RequestLog(big_folder_portal)
+    with mounted(big_folder_portal, tmp_path / "mnt", options=["folder_prefetch=0"]) as mount:
+        log.mark()
+        for index in range(30):
+            assert (mount.mountpoint / "Big" / f"f{index:05d}.txt").read_bytes() == f"file {index}\n".encode()
+    content = [r for r in log.since() if r.is_content]  # after the unmount: every reply is logged by now
+    assert len(content) == 30 and not any(r.is_archive for r in content)

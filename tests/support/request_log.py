@@ -29,7 +29,12 @@ class LoggedRequest:
 
     @property
     def is_content(self) -> bool:
-        return self.verb == "GET" and "/webdav/" in self.path
+        """A file's bytes (GET) or several files' bytes as one archive (POST .../folders/folders/<uid>)."""
+        return (self.verb == "GET" and "/webdav/" in self.path) or self.is_archive
+
+    @property
+    def is_archive(self) -> bool:
+        return self.verb == "POST" and "/folders/folders/" in self.path
 
 
 class RequestLog:

@@ -1,0 +1,109 @@
+"""A reader going through a folder's small files costs two requests, not one per file.
+
+Judged on the backend's own request counters and against the bytes a plain
+``GET`` of each file returns.  The folder is the sample's ``Many files``
+(3,000 files of about 20 bytes), read as ``tar``/``grep -r`` read it: open,
+read to the end, close, one file after another in listing order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import trio
+
+from tests.support.portal_process import PortalProcess
+from tests.unit.vfs.graph import SMALL_BLOCKS, Mounted, open_filesystem
+from tests.unit.vfs.truth import download, in_thread
+from vfs.backends.base import ProtocolError, RemoteEntry
+from vfs.backends.ctera import CteraBackend
+from vfs.backends.ctera.counters import RequestKind
+
+
+async def read_folder(mounted: Mounted, folder: str, count: int) -> dict[str, bytes]:
+    """The first ``count`` files of ``folder`` in listing order, each opened, read and closed in turn."""
+    inodes = await mounted.inodes(await mounted.inode(folder))
+    names = list(inodes)[:count]
+    return {name: await mounted.read_all(inodes[name]) for name in names}
+
+
+def reads(mounted: Mounted) -> tuple[int, int]:
+    """(one-file GETs, archive requests) the backend sent so far."""
+    stats = mounted.backend.statistics()
+    return stats.count(RequestKind.READ), stats.count(RequestKind.ARCHIVE)
+
+
+async def test_a_reader_of_a_folder_of_small_files_costs_two_requests(
+    sample: Mounted, sample_portal: PortalProcess
+) -> None:
+    first = await read_folder(sample, "Many files", 1)
+    assert reads(sample) == (1, 0), "one file opened alone is fetched alone"
+    got = await read_folder(sample, "Many files", 600)
+    assert reads(sample) == (1, 1)  # the 599 others came in one archive (of the next 1,000)
+    assert sample.cache.statistics().group_members == 1000
+    assert got.keys() >= first.keys() and len(got) == 600
+    for name in list(got)[::97]:
+        assert got[name] == await in_thread(download, sample_portal, f"Many files/{name}"), name
+
+
+async def test_a_large_folder_costs_one_archive_per_group(sample_portal: PortalProcess, tmp_path: Path) -> None:
+    small_groups = dataclasses.replace(SMALL_BLOCKS, group_fetch_bytes=200 * 20)  # ~200 files a request
+    async with open_filesystem(sample_portal, tmp_path / "cache", cache=small_groups) as mounted:
+        got = await read_folder(mounted, "Many files", 3000)
+        one_by_one, archives = reads(mounted)
+    assert len(got) == 3000 and all(data.startswith(b"entry ") for data in got.values())
+    assert one_by_one == 1
+    assert 3000 / 200 <= archives <= 3000 / 150
+
+
+async def test_without_folder_prefetch_each_file_is_its_own_request(
+    sample_portal: PortalProcess, tmp_path: Path
+) -> None:
+    off = dataclasses.replace(SMALL_BLOCKS, group_fetch_bytes=0)
+    async with open_filesystem(sample_portal, tmp_path / "cache", cache=off) as mounted:
+        await read_folder(mounted, "Many files", 20)
+        assert reads(mounted) == (20, 0)
+
+
+class NoArchives:
+    """The real backend, except that the portal answers archive requests with nonsense."""
+
+    def __init__(self, backend: CteraBackend) -> None:
+        self._backend = backend
+        self.archive_calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._backend, name)
+
+    async def read_together(self, entries: list[RemoteEntry]) -> dict[str, bytes]:
+        self.archive_calls += 1
+        await trio.lowlevel.checkpoint()
+        raise ProtocolError("archive download: the reply is not a ZIP")
+
+
+async def test_a_portal_without_archives_is_read_file_by_file_and_asked_once(
+    sample_portal: PortalProcess, tmp_path: Path
+) -> None:
+    wrapped: list[NoArchives] = []
+
+    def wrap(backend: CteraBackend) -> NoArchives:
+        wrapped.append(NoArchives(backend))
+        return wrapped[0]
+
+    async with open_filesystem(sample_portal, tmp_path / "cache", wrap=wrap) as mounted:
+        for folder in ("Many files", "Photos"):
+            got = await read_folder(mounted, folder, 12)
+            assert len(got) == 12
+            for name in list(got)[::5]:
+                assert got[name] == await in_thread(download, sample_portal, f"{folder}/{name}"), name
+        assert wrapped[0].archive_calls == 1  # and never again after the refusal
+        assert reads(mounted) == (24, 0)
+
+
+async def test_files_in_snapshots_start_no_archive(sample: Mounted) -> None:
+    snapshots = await sample.inodes(await sample.inode(".snapshots"))
+    oldest = min(snapshots)
+    for name in ("Report.txt", "Budget.csv", "Old notes.txt"):
+        await sample.read_all(await sample.inode(f".snapshots/{oldest}/Documents/{name}"))
+    assert reads(sample)[1] == 0

@@ -1,0 +1,125 @@
+"""A folder's small files fetched together once a reader is seen working through them.
+
+The problem: ``tar c``, ``cp -r``, ``grep -r``, ``rsync`` and file managers
+making thumbnails open the files of a folder one after another.  For small
+files the bytes are nothing; the cost is the request — a portal spends a few
+milliseconds of work on each, and a reader waits a round trip for each.  The
+portal can send a selection of a folder as one archive
+(``Backend.read_together``), so the many requests can become one.
+
+When: the *second* different small file opened in a folder within
+``WINDOW`` seconds of the first.  One file opened alone (an editor, a
+viewer) costs no more than it did; a reader going through the folder costs
+one request for the first file and one for the rest, in listing order from
+the file it opens, up to the cache's ``group_fetch_bytes`` per request.
+Each later open of a file not yet asked for starts the next group, so a
+folder of 10,000 files costs about ten requests, never a scan per open.
+Nothing is fetched for listing a folder (``ls -l`` downloads nothing) and
+nothing for files opened for writing.
+
+What: regular, readable files of at most one cache block, as the folder's
+fresh listing describes them, that are not written here (the overlay's
+entries are local) and not in ``.snapshots`` (an archive of a snapshot is
+not part of the protocol we know).  Their blocks are keyed by object id and
+version like any other read, so a group can never be served for another
+version.  The archive carries no version tag: a file changed on the portal
+between the listing and the request is caught only if its size changed
+(:mod:`vfs.backends.ctera.archives`), and then read on its own.
+
+A portal that cannot make archives (a protocol error) is not asked again by
+this mount; any other failure just means each file is read on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import trio
+from cachetools import LRUCache
+
+from cache import BlockCache, FetchMany, ObjectKey
+from vfs.backends.base import Backend, ProtocolError, RemoteEntry
+from vfs.listings import Listing
+from vfs.overlay import STAGED_PREFIX
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two opens in one folder that make them "a reader going through it".
+WINDOW = 10.0
+
+
+@dataclass
+class _FolderReads:
+    """What was seen of the readers of one folder, for one listing of it."""
+
+    listing: Listing
+    last_name: str
+    last_at: float
+    #: names already asked for (or looked at and skipped): never looked at again
+    asked: set[str] = field(default_factory=set)
+    #: the listing's order, made on the first group
+    positions: dict[str, int] | None = None
+
+
+class FolderPrefetch:
+    """Decides when a folder's small files are fetched together, and starts it."""
+
+    def __init__(self, backend: Backend, cache: BlockCache, *, max_folders: int = 64) -> None:
+        self._backend = backend
+        self._cache = cache
+        self._folders: LRUCache[Hashable, _FolderReads] = LRUCache(maxsize=max_folders)
+        self._refused = cache.config.group_fetch_bytes == 0
+
+    def opened(self, folder: Hashable, listing: Listing, entry: RemoteEntry) -> None:
+        """``entry``, listed in ``listing`` of ``folder``, was opened for reading."""
+        if self._refused or not self._small(entry):
+            return
+        now = trio.current_time()
+        reads = self._folders.get(folder)
+        if reads is None or reads.listing is not listing:
+            self._folders[folder] = _FolderReads(listing, entry.name, now)
+            return
+        follows = entry.name != reads.last_name and now - reads.last_at <= WINDOW
+        reads.last_name, reads.last_at = entry.name, now
+        if not follows or entry.name in reads.asked:
+            return
+        if reads.positions is None:
+            reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
+        start = reads.positions.get(entry.name)
+        if start is None:
+            return
+        candidates = [item for item in listing.entries[start:] if item.name not in reads.asked]
+        wanted = {_key(item): item for item in candidates if self._small(item)}
+        looked = self._cache.fetch_together(
+            (_key(item) if self._small(item) else _NOT_SMALL for item in candidates), self._fetcher(wanted))
+        reads.asked.update(item.name for item in candidates[:looked])
+
+    def _small(self, entry: RemoteEntry) -> bool:
+        return (not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size
+                and not entry.version.startswith(STAGED_PREFIX))
+
+    def _fetcher(self, wanted: dict[ObjectKey, RemoteEntry]) -> FetchMany:
+        async def fetch_many(keys: list[ObjectKey]) -> dict[ObjectKey, bytes]:
+            entries = [wanted[key] for key in keys]
+            try:
+                got = await self._backend.read_together(entries)
+            except ProtocolError as exc:
+                if not self._refused:
+                    log.warning("the portal does not send files together (%s); small files are read one by one "
+                                "from now on", exc)
+                self._refused = True
+                raise
+            return {key: got[key.object_id] for key in keys if key.object_id in got}
+
+        return fetch_many
+
+
+def _key(entry: RemoteEntry) -> ObjectKey:
+    return ObjectKey(entry.object_id, entry.version, entry.size)
+
+
+#: Stands in for an entry that is not a small file: the cache looks at it and skips it
+#: (an empty object is never fetched), so the count of looked-at entries stays aligned.
+_NOT_SMALL = ObjectKey("", "", 0)
