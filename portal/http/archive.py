@@ -9,6 +9,13 @@ which costs CPU and rarely helps with office files and media), written with
 ZIP64 data descriptors, and file content is read off the event loop a
 megabyte at a time, so a ZIP of gigabytes needs no temporary file and no
 memory beyond one chunk.
+
+Archives of many small files are what clients ask for to save a request per
+file, so their cost per file matters: a file of at most ``INLINE_READ`` bytes
+is read in one call on the event loop (a page-cached read of that size takes
+microseconds, less than a hop to a worker thread and back), and the stream
+is sent in pieces of about ``SEND_CHUNK`` rather than one per entry, so a
+hundred small files are a few TLS records, not three hundred.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from wire import ctera_xml
 
 READ_CHUNK = 1 << 20
 MAX_FORM = 1 << 20
+INLINE_READ = 64 << 10
+SEND_CHUNK = 256 << 10
 
 
 class _Sink:
@@ -43,6 +52,9 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+    def __len__(self) -> int:
+        return len(self._buffer)
 
     def drain(self) -> bytes:
         data, self._buffer = bytes(self._buffer), bytearray()
@@ -106,6 +118,12 @@ async def _add(
         return
     assert node.item is not None
     info = zipfile.ZipInfo(arcname, date_time=mtime)
+    if node.item.size <= INLINE_READ:
+        with open(store.content_path(node.item), "rb") as small, archive.open(info, "w", force_zip64=True) as entry:
+            entry.write(small.read(INLINE_READ + 1))
+        if len(sink) >= SEND_CHUNK:
+            yield sink.drain()
+        return
     file = await trio.open_file(store.content_path(node.item), "rb")
     try:
         with archive.open(info, "w", force_zip64=True) as entry:
