@@ -285,12 +285,20 @@ class Writing(Reading):
             self.uploads.hold(record.id)
         return opened, record
 
-    @bounded
     async def flush(self, handle: int) -> None:
-        """``close()``: make what this handle wrote durable, then let the queue take it."""
+        """``close()``: make what this handle wrote durable, then let the queue take it.
+
+        Every ``close()`` of every file comes here; one that wrote nothing
+        returns before any timeout is armed (cheap, since readers are many).
+        """
         opened = self._handles.get(handle)
         if not isinstance(opened, _FileHandle) or not opened.writable or opened.record_id is None:
+            await trio.lowlevel.checkpoint()
             return
+        await self._flush_written(opened)
+
+    @bounded
+    async def _flush_written(self, opened: _FileHandle) -> None:
         await self._settle(opened)
 
     async def _settle(self, opened: _FileHandle) -> StagedFile | None:
