@@ -35,7 +35,10 @@ Subtleties:
   and going around the page cache costs a fraction of the CPU of a buffered
   write (figures in docs/PERFORMANCE.md), CPU that a cold read needs for the
   network and the kernel's FUSE traffic. Only an unaligned tail (the last
-  block of an object) goes through the page cache. A cache directory whose
+  block of an object) goes through the page cache, and so does a whole block
+  smaller than ``DIRECT_MIN`` (a small file's only block): there a direct
+  write would be a synchronous device write of little more than the header,
+  costing more than the copy it saves. A cache directory whose
   filesystem refuses ``O_DIRECT`` (``EINVAL``) is remembered and written
   buffered from then on, without asking again per block.
 * The 256 fan-out folders under ``blocks/`` are made on first use: the
@@ -122,9 +125,13 @@ _buffered_roots: set[Path] = set()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
-def _open_temp(root: Path, temp: Path) -> tuple[int, bool]:
+#: Payloads smaller than this are written buffered (see the module docstring).
+DIRECT_MIN = 64 << 10
+
+
+def _open_temp(root: Path, temp: Path, direct: bool) -> tuple[int, bool]:
     """Create ``temp``; returns the fd and whether it was opened with ``O_DIRECT``."""
-    if root not in _buffered_roots:
+    if direct and root not in _buffered_roots:
         try:
             return os.open(temp, _CREATE | os.O_DIRECT, 0o600), True
         except OSError as exc:
@@ -165,7 +172,7 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
     """
     header = _HEADER.pack(MAGIC, len(payload), _crc(name, payload)).ljust(HEADER_SIZE, b"\0")
     temp = root / TMP_DIR / f"{name}.{secrets.token_hex(4)}"
-    fd, direct = _open_temp(root, temp)
+    fd, direct = _open_temp(root, temp, len(payload) >= DIRECT_MIN)
     try:
         try:
             if direct:
@@ -179,7 +186,9 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
                     _clear_direct(fd)
                     os.lseek(fd, 0, os.SEEK_SET)
                     direct = False
-            if not direct:
+            if not direct and len(payload) < DIRECT_MIN:
+                _write_all(fd, header + payload)  # one system call; the copy is small
+            elif not direct:
                 _write_all(fd, header)
                 _write_all(fd, payload)
         finally:

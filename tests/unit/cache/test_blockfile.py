@@ -79,3 +79,19 @@ def test_a_filesystem_refusing_the_direct_write_gets_a_buffered_one(
     monkeypatch.setattr(blockfile, "_write_all", refuse_direct)
     check_round_trip(root)
     assert len(refused) == 1
+
+
+def test_only_payloads_of_direct_min_or_more_bypass_the_page_cache(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+    opened_direct: list[bool] = []
+
+    def spy(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_CREAT:
+            opened_direct.append(bool(flags & os.O_DIRECT))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    check_round_trip(root)
+    assert opened_direct == [size >= blockfile.DIRECT_MIN for size in SIZES]
+    assert opened_direct.count(True) == 2  # the two blocks of about 1 MiB
