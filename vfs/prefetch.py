@@ -14,8 +14,17 @@ one request for the first file and one for the rest, in listing order from
 the file it opens, up to the cache's ``group_fetch_bytes`` per request.
 Each later open of a file not yet asked for starts the next group, so a
 folder of 10,000 files costs about ten requests, never a scan per open.
-Nothing is fetched for listing a folder (``ls -l`` downloads nothing) and
-nothing for files opened for writing.
+
+A reader that goes on from such a folder to another (``tar``, ``cp -r``,
+``grep -r`` walk a tree) is a *walker*: its first open in the new folder
+already counts as the second, and the folder after it — the next sibling,
+if its listing is at hand because the walker listed it — is asked for at
+once, so the walker finds each folder's files waiting instead of waiting a
+round trip per folder.  That is the one speculative step: a walker that
+stops early has fetched at most one folder (one group) too many.
+
+Nothing is fetched for listing a folder (``ls -lR`` downloads nothing: no
+file is opened) and nothing for files opened for writing.
 
 What: regular, readable files of at most one cache block, as the folder's
 fresh listing describes them, that are not written here (the overlay's
@@ -33,7 +42,7 @@ this mount; any other failure just means each file is read on its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import trio
@@ -63,6 +72,10 @@ class _FolderReads:
     positions: dict[str, int] | None = None
 
 
+#: Where the next folder's listing comes from: (its key, its fresh listing) or None.
+NextFolder = Callable[[], "tuple[Hashable, Listing] | None"]
+
+
 class FolderPrefetch:
     """Decides when a folder's small files are fetched together, and starts it."""
 
@@ -71,23 +84,38 @@ class FolderPrefetch:
         self._cache = cache
         self._folders: LRUCache[Hashable, _FolderReads] = LRUCache(maxsize=max_folders)
         self._refused = cache.config.group_fetch_bytes == 0
+        #: the folder a reader was last seen going through, and when
+        self._walk: tuple[Hashable, float] | None = None
 
-    def opened(self, folder: Hashable, listing: Listing, entry: RemoteEntry) -> None:
-        """``entry``, listed in ``listing`` of ``folder``, was opened for reading."""
+    def opened(self, folder: Hashable, listing: Listing, entry: RemoteEntry, next_folder: NextFolder) -> None:
+        """``entry``, listed in ``listing`` of ``folder``, was opened for reading.
+
+        ``next_folder`` names the folder a reader walking the tree reaches
+        next (the following sibling), if its listing is at hand.
+        """
         if self._refused or not self._small(entry):
             return
         now = trio.current_time()
         reads = self._folders.get(folder)
         if reads is None or reads.listing is not listing:
-            self._folders[folder] = _FolderReads(listing, entry.name, now)
-            return
+            reads = self._folders[folder] = _FolderReads(listing, "", -WINDOW)
         follows = entry.name != reads.last_name and now - reads.last_at <= WINDOW
+        walked_in = self._walk is not None and self._walk[0] != folder and now - self._walk[1] <= WINDOW
         reads.last_name, reads.last_at = entry.name, now
-        if not follows or entry.name in reads.asked:
+        if not (follows or walked_in):
             return
+        self._walk = (folder, now)
+        if entry.name not in reads.asked:
+            self._fetch(reads, entry.name)
+        if walked_in:  # a reader going from folder to folder: stay one folder ahead of it
+            self._fetch_ahead(next_folder, now)
+
+    def _fetch(self, reads: _FolderReads, start_name: str | None) -> None:
+        """Ask for the small files of the folder from ``start_name`` on (None: from its start)."""
+        listing = reads.listing
         if reads.positions is None:
             reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
-        start = reads.positions.get(entry.name)
+        start = 0 if start_name is None else reads.positions.get(start_name)
         if start is None:
             return
         candidates = [item for item in listing.entries[start:] if item.name not in reads.asked]
@@ -95,6 +123,17 @@ class FolderPrefetch:
         looked = self._cache.fetch_together(
             (_key(item) if self._small(item) else _NOT_SMALL for item in candidates), self._fetcher(wanted))
         reads.asked.update(item.name for item in candidates[:looked])
+
+    def _fetch_ahead(self, next_folder: NextFolder, now: float) -> None:
+        found = next_folder()
+        if found is None:
+            return
+        folder, listing = found
+        known = self._folders.get(folder)
+        if known is not None and known.listing is listing:
+            return  # asked for already (or a reader is in it)
+        # Its first open by the reader then counts as following on from this one.
+        self._fetch(self._folders.setdefault(folder, _FolderReads(listing, "", now)), None)
 
     def _small(self, entry: RemoteEntry) -> bool:
         return (not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size

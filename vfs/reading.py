@@ -486,8 +486,24 @@ class Reading:
         """Tell the folder prefetch, when the file is as its folder's fresh listing shows it."""
         parent = self.inodes.get(node.parent) if node.kind is Kind.LIVE else None
         listing = self.listings.peek(parent.key) if parent is not None else None
-        if listing is not None and listing.by_name.get(node.name) == entry:
-            self.prefetch.opened(parent.key, listing, entry)
+        if parent is not None and listing is not None and listing.by_name.get(node.name) == entry:
+            self.prefetch.opened(parent.key, listing, entry, functools.partial(self._next_folder, parent))
+
+    def _next_folder(self, folder: Node) -> tuple[Hashable, Listing] | None:
+        """The folder after ``folder`` in its parent's listing, with its fresh listing, if both are known."""
+        parent = self.inodes.get(folder.parent)
+        if folder.kind is not Kind.LIVE or parent is None or (siblings := self.listings.peek(parent.key)) is None:
+            return None
+        entry = siblings.by_name.get(folder.name)
+        if entry is None:
+            return None
+        following = siblings.entries[siblings.entries.index(entry) + 1:]
+        sibling = next((item for item in following if item.is_dir), None)
+        if sibling is None:
+            return None
+        key = self._live_or_snapshot_child(parent, sibling).key
+        listing = self.listings.peek(key)
+        return None if listing is None else (key, listing)
 
     async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
         raise VfsError(errno.EROFS, "this mount is read-only")

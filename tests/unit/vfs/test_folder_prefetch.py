@@ -15,7 +15,7 @@ import trio
 
 from tests.support.portal_process import PortalProcess
 from tests.unit.vfs.graph import SMALL_BLOCKS, Mounted, open_filesystem
-from tests.unit.vfs.truth import download, in_thread
+from tests.unit.vfs.truth import download, in_thread, mkdir, upload
 from vfs.backends.base import ProtocolError, RemoteEntry
 from vfs.backends.ctera import CteraBackend
 from vfs.backends.ctera.counters import RequestKind
@@ -45,6 +45,33 @@ async def test_a_reader_of_a_folder_of_small_files_costs_two_requests(
     assert got.keys() >= first.keys() and len(got) == 600
     for name in list(got)[::97]:
         assert got[name] == await in_thread(download, sample_portal, f"Many files/{name}"), name
+
+
+def make_tree(portal: PortalProcess) -> dict[str, bytes]:
+    """``walk/{a,b,c}/f0..f4``: three folders of five small files; their contents by path."""
+    files = {f"walk/{folder}/f{index}": f"{folder}{index} ".encode() * (index + 3)
+             for folder in "abc" for index in range(5)}
+    mkdir(portal, "walk")
+    for folder in "abc":
+        mkdir(portal, f"walk/{folder}")
+    for path, content in files.items():
+        upload(portal, path, content)
+    return files
+
+
+async def test_a_walker_finds_the_next_folder_fetched_ahead(portal: PortalProcess, tmp_path: Path) -> None:
+    files = await in_thread(make_tree, portal)
+    async with open_filesystem(portal, tmp_path / "cache") as mounted:
+        for folder in ("walk", "walk/a", "walk/b", "walk/c"):  # listed first, as os.walk and find do
+            await mounted.names(await mounted.inode(folder))
+        got = {f"walk/a/{name}": data for name, data in (await read_folder(mounted, "walk/a", 5)).items()}
+        assert reads(mounted) == (1, 1), "one folder read through: nothing fetched for the others"
+        got |= {f"walk/b/{name}": data for name, data in (await read_folder(mounted, "walk/b", 5)).items()}
+        # walking into b: b's files at its first open, and c's ahead of the walker
+        assert reads(mounted) == (1, 3)
+        got |= {f"walk/c/{name}": data for name, data in (await read_folder(mounted, "walk/c", 5)).items()}
+        assert reads(mounted) == (1, 3)
+    assert got == files
 
 
 async def test_a_large_folder_costs_one_archive_per_group(sample_portal: PortalProcess, tmp_path: Path) -> None:
