@@ -158,19 +158,21 @@ class BlockCache:
             await trio.lowlevel.checkpoint()  # trio convention: every async call checkpoints
         return _assemble(got, first, last, offset, end, bs)
 
-    def fetch_together(self, keys: Iterable[ObjectKey], fetch_many: FetchMany) -> int:
+    def fetch_together(self, keys: Iterable[ObjectKey], fetch_many: FetchMany, *, budget: int | None = None) -> int:
         """Start fetching the small objects among ``keys`` with one ``fetch_many`` call.
 
         For a reader about to go through many small files: it joins their
         flights as it reads them.  Objects of one block only (not empty), not
         cached and not in flight are taken, in order, until the next would pass
-        ``group_fetch_bytes`` or ``MAX_GROUP``.  Returns how many of ``keys`` were
-        looked at (taken or skipped) before that limit, so a caller can resume
-        after them.  Returns at once; nothing is fetched when the limit is 0.
+        ``budget`` bytes (at most ``group_fetch_bytes``, the default) or
+        ``MAX_GROUP`` objects.  Returns how many of ``keys`` were looked at
+        (taken or skipped) before that limit, so a caller can resume after
+        them.  Returns at once; nothing is fetched when the limit is 0.
         """
         if self._closed:
             raise trio.ClosedResourceError("the block cache is closed")
-        budget = self._config.group_fetch_bytes
+        ceiling = self._config.group_fetch_bytes
+        budget = ceiling if budget is None else min(budget, ceiling)
         taken: list[ObjectKey] = []
         looked = 0
         for key in keys:

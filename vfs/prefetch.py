@@ -11,7 +11,10 @@ When: the *second* different small file opened in a folder within
 ``WINDOW`` seconds of the first.  One file opened alone (an editor, a
 viewer) costs no more than it did; a reader going through the folder costs
 one request for the first file and one for the rest, in listing order from
-the file it opens, up to the cache's ``group_fetch_bytes`` per request.
+the file it opens.  A reader waits for the whole group its file is in, so
+a group is sized to arrive in about ``GROUP_SECONDS`` at the rate earlier
+archives came (1 MiB before one has), never more than the cache's
+``group_fetch_bytes``.
 Each later open of a file not yet asked for starts the next group, so a
 folder of 10,000 files costs about ten requests, never a scan per open.
 
@@ -42,6 +45,7 @@ this mount; any other failure just means each file is read on its own.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -57,6 +61,13 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two opens in one folder that make them "a reader going through it".
 WINDOW = 10.0
+
+#: A group is sized to arrive in about this long at the rate archives have been coming:
+#: a reader waits for a whole group, so on a slow link a group must stay small.
+GROUP_SECONDS = 1.0
+
+#: The first group's size, before any rate is known (a quarter of it is the least).
+FIRST_GROUP = 1 << 20
 
 
 @dataclass
@@ -86,6 +97,8 @@ class FolderPrefetch:
         self._refused = cache.config.group_fetch_bytes == 0
         #: the folder a reader was last seen going through, and when
         self._walk: tuple[Hashable, float] | None = None
+        #: bytes per second the portal's archives came at (a moving average), once known
+        self._rate: float | None = None
 
     def opened(self, folder: Hashable, listing: Listing, entry: RemoteEntry, next_folder: NextFolder) -> None:
         """``entry``, listed in ``listing`` of ``folder``, was opened for reading.
@@ -98,7 +111,7 @@ class FolderPrefetch:
         now = trio.current_time()
         reads = self._folders.get(folder)
         if reads is None or reads.listing is not listing:
-            reads = self._folders[folder] = _FolderReads(listing, "", -WINDOW)
+            reads = self._folders[folder] = _FolderReads(listing, "", -math.inf)
         follows = entry.name != reads.last_name and now - reads.last_at <= WINDOW
         walked_in = self._walk is not None and self._walk[0] != folder and now - self._walk[1] <= WINDOW
         reads.last_name, reads.last_at = entry.name, now
@@ -121,7 +134,8 @@ class FolderPrefetch:
         candidates = [item for item in listing.entries[start:] if item.name not in reads.asked]
         wanted = {_key(item): item for item in candidates if self._small(item)}
         looked = self._cache.fetch_together(
-            (_key(item) if self._small(item) else _NOT_SMALL for item in candidates), self._fetcher(wanted))
+            (_key(item) if self._small(item) else _NOT_SMALL for item in candidates), self._fetcher(wanted),
+            budget=self._budget())
         reads.asked.update(item.name for item in candidates[:looked])
 
     def _fetch_ahead(self, next_folder: NextFolder, now: float) -> None:
@@ -133,15 +147,24 @@ class FolderPrefetch:
         if known is not None and known.listing is listing:
             return  # asked for already (or a reader is in it)
         # Its first open by the reader then counts as following on from this one.
-        self._fetch(self._folders.setdefault(folder, _FolderReads(listing, "", now)), None)
+        reads = self._folders[folder] = _FolderReads(listing, "", now)
+        self._fetch(reads, None)
 
     def _small(self, entry: RemoteEntry) -> bool:
         return (not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size
                 and not entry.version.startswith(STAGED_PREFIX))
 
+    def _budget(self) -> int:
+        """Bytes for the next group: what the portal's archives deliver in ``GROUP_SECONDS``."""
+        ceiling = self._cache.config.group_fetch_bytes
+        if self._rate is None:
+            return min(FIRST_GROUP, ceiling)
+        return int(min(ceiling, max(FIRST_GROUP // 4, self._rate * GROUP_SECONDS)))
+
     def _fetcher(self, wanted: dict[ObjectKey, RemoteEntry]) -> FetchMany:
         async def fetch_many(keys: list[ObjectKey]) -> dict[ObjectKey, bytes]:
             entries = [wanted[key] for key in keys]
+            started = trio.current_time()
             try:
                 got = await self._backend.read_together(entries)
             except ProtocolError as exc:
@@ -150,6 +173,8 @@ class FolderPrefetch:
                                 "from now on", exc)
                 self._refused = True
                 raise
+            sample = sum(map(len, got.values())) / max(trio.current_time() - started, 1e-3)
+            self._rate = sample if self._rate is None else (self._rate + sample) / 2
             return {key: got[key.object_id] for key in keys if key.object_id in got}
 
         return fetch_many

@@ -12,13 +12,17 @@ import dataclasses
 from pathlib import Path
 
 import trio
+import trio.testing
 
+from cache import CacheConfig, ObjectKey, open_block_cache
 from tests.support.portal_process import PortalProcess
 from tests.unit.vfs.graph import SMALL_BLOCKS, Mounted, open_filesystem
 from tests.unit.vfs.truth import download, in_thread, mkdir, upload
 from vfs.backends.base import ProtocolError, RemoteEntry
 from vfs.backends.ctera import CteraBackend
 from vfs.backends.ctera.counters import RequestKind
+from vfs.listings import Listing
+from vfs.prefetch import FolderPrefetch
 
 
 async def read_folder(mounted: Mounted, folder: str, count: int) -> dict[str, bytes]:
@@ -134,3 +138,45 @@ async def test_files_in_snapshots_start_no_archive(sample: Mounted) -> None:
     for name in ("Report.txt", "Budget.csv", "Old notes.txt"):
         await sample.read_all(await sample.inode(f".snapshots/{oldest}/Documents/{name}"))
     assert reads(sample)[1] == 0
+
+
+class SlowLink:
+    """A backend behind a 256 KiB/s link (virtual time): only what ``FolderPrefetch`` and readers use."""
+
+    RATE = 256 << 10
+
+    def __init__(self, entries: list[RemoteEntry]) -> None:
+        self.content = {entry.object_id: bytes([index % 251]) * entry.size for index, entry in enumerate(entries)}
+        self.groups: list[int] = []
+
+    async def read(self, entry: RemoteEntry, offset: int, length: int) -> bytes:
+        await trio.sleep(length / self.RATE)
+        return self.content[entry.object_id][offset:offset + length]
+
+    async def read_together(self, entries: list[RemoteEntry]) -> dict[str, bytes]:
+        self.groups.append(len(entries))
+        await trio.sleep(sum(entry.size for entry in entries) / self.RATE)
+        return {entry.object_id: self.content[entry.object_id] for entry in entries}
+
+
+async def test_on_a_slow_link_groups_are_sized_to_arrive_in_about_a_second(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    size = 16 << 10
+    entries = [RemoteEntry(path=("folder", f"f{index:03d}"), is_dir=False, size=size, mtime=0.0,
+                           object_id=f"id{index}", version="v1") for index in range(128)]
+    link = SlowLink(entries)
+    listing = Listing.of(entries, 0.0)
+    config = CacheConfig(block_size=64 << 10, memory_bytes=8 << 20)
+    async with open_block_cache(config) as cache:
+        prefetch = FolderPrefetch(link, cache)  # type: ignore[arg-type]
+        for entry in entries:  # a reader going through the folder: open, read, close
+            prefetch.opened("folder", listing, entry, lambda: None)
+            key = ObjectKey(entry.object_id, entry.version, entry.size)
+
+            async def fetch(offset: int, length: int, entry: RemoteEntry = entry) -> bytes:
+                return await link.read(entry, offset, length)
+
+            assert await cache.read(key, 0, size, fetch) == link.content[entry.object_id]
+    # 1 MiB before any rate is known, then what 256 KiB/s brings in a second
+    assert link.groups == [64, 16, 16, 16, 15]
