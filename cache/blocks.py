@@ -119,8 +119,9 @@ class BlockCache:
         awaited = False
 
         if missing and self._disk is not None:
+            # Blocks in flight are joined below (a group may be loading them from disk right now).
             loaded = await self._disk.load_many(
-                [(block_key(key, i), block_length(key, i, bs)) for i in missing])
+                [(bk, block_length(key, i, bs)) for i in missing if self._flights.get(bk := block_key(key, i)) is None])
             awaited = True
             for bk, payload in loaded.items():
                 self._memory.put(bk, payload)
@@ -163,28 +164,48 @@ class BlockCache:
 
         For a reader about to go through many small files: it joins their
         flights as it reads them.  Objects of one block only (not empty), not
-        cached and not in flight are taken, in order, until the next would pass
-        ``budget`` bytes (at most ``group_fetch_bytes``, the default) or
-        ``MAX_GROUP`` objects.  Returns how many of ``keys`` were looked at
-        (taken or skipped) before that limit, so a caller can resume after
-        them.  Returns at once; nothing is fetched when the limit is 0.
+        in memory and not in flight are taken, in order, until the next would
+        pass ``budget`` bytes (at most ``group_fetch_bytes``, the default) or
+        ``MAX_GROUP`` objects.  Those with a file in the disk tier are loaded
+        from there, all in one worker-thread hop (a hop costs more than reading
+        a small block file, and a reader would pay one per file), with their
+        own budget; the rest are fetched.  Returns how many of ``keys`` were
+        looked at (taken or skipped) before a limit, so a caller can resume
+        after them.  Returns at once; nothing happens when the limit is 0.
         """
         if self._closed:
             raise trio.ClosedResourceError("the block cache is closed")
         ceiling = self._config.group_fetch_bytes
         budget = ceiling if budget is None else min(budget, ceiling)
+        disk_budget = ceiling
         taken: list[ObjectKey] = []
+        on_disk: list[ObjectKey] = []
         looked = 0
         for key in keys:
-            if 0 < key.size <= self._config.block_size and not self._cached_or_coming(block_key(key, 0)):
-                if key.size > budget or len(taken) == MAX_GROUP:
-                    break
-                budget -= key.size
-                taken.append(key)
+            bk = block_key(key, 0)
+            if (0 < key.size <= self._config.block_size and not self._memory.contains(bk)
+                    and self._flights.get(bk) is None):
+                if self._disk is not None and self._disk.contains(bk):
+                    if key.size > disk_budget or len(on_disk) == MAX_GROUP:
+                        break
+                    disk_budget -= key.size
+                    on_disk.append(key)
+                else:
+                    if key.size > budget or len(taken) == MAX_GROUP:
+                        break
+                    budget -= key.size
+                    taken.append(key)
             looked += 1
         if taken:
             self._flights.start_group(taken, fetch_many)
+        if on_disk:
+            self._flights.start_group(on_disk, self._load_many, local=True)
         return looked
+
+    async def _load_many(self, keys: list[ObjectKey]) -> dict[ObjectKey, bytes]:
+        assert self._disk is not None
+        found = await self._disk.load_many([(block_key(key, 0), key.size) for key in keys])
+        return {key: found[bk] for key in keys if (bk := block_key(key, 0)) in found}
 
     def _cached_or_coming(self, bk: BlockKey) -> bool:
         return (self._memory.contains(bk)

@@ -180,16 +180,21 @@ class FlightTable:
         self._launch(flight, True)
         return flight
 
-    def start_group(self, keys: list[ObjectKey], fetch_many: FetchMany) -> None:
-        """Fetch the single-block objects ``keys`` (none cached or in flight) with one call."""
+    def start_group(self, keys: list[ObjectKey], fetch_many: FetchMany, *, local: bool = False) -> None:
+        """Fetch the single-block objects ``keys`` (none in flight) with one call.
+
+        ``local``: ``fetch_many`` reads the disk tier, not the network, so the
+        group takes no fetch token, counts as no fetch and stores nothing.
+        """
         if self._closed:
             raise trio.ClosedResourceError("the block cache is closed")
         flights = [Flight(key, 0, 1, None, True) for key in keys]
         for flight in flights:
             self._flights[block_key(flight.key, 0)] = flight
-        self._counters.group_fetches += 1
-        self._counters.group_members += len(flights)
-        self._nursery.start_soon(self._run_group, flights, fetch_many)
+        if not local:
+            self._counters.group_fetches += 1
+            self._counters.group_members += len(flights)
+        self._nursery.start_soon(self._run_group, flights, fetch_many, local)
 
     def _launch(self, flight: Flight, holding: bool) -> None:
         if self._closed:
@@ -205,7 +210,7 @@ class FlightTable:
         end = min((flight.first + flight.count) * self._block_size, flight.key.size)
         return offset, end - offset
 
-    async def _run_group(self, flights: list[Flight], fetch_many: FetchMany) -> None:
+    async def _run_group(self, flights: list[Flight], fetch_many: FetchMany, local: bool) -> None:
         delivered: list[tuple[ObjectKey, Blocks]] = []
         borrower = object()  # holds the group's one token
         holding = False
@@ -213,13 +218,14 @@ class FlightTable:
         self._fetching.add(fetching)
         try:
             with fetching:
-                await self._limiter.acquire_on_behalf_of(borrower)
-                holding = True
-                self._counters.fetch_calls += 1
+                if not local:
+                    await self._limiter.acquire_on_behalf_of(borrower)
+                    holding = True
+                    self._counters.fetch_calls += 1
                 try:
                     got = await fetch_many([flight.key for flight in flights])
                 except Exception as exc:
-                    self._counters.fetch_errors += 1
+                    self._counters.fetch_errors += not local
                     log.info("fetching %d small objects together failed (%r); each is fetched on its own "
                              "when it is read", len(flights), exc)
                     got = {}
@@ -230,10 +236,11 @@ class FlightTable:
                         flight._withdraw()
                         continue
                     blocks = {0: data}
-                    self._counters.fetched_bytes += len(data)
                     self._keep(flight.key, blocks)
                     flight._succeed(blocks)
-                    delivered.append((flight.key, blocks))
+                    if not local:
+                        self._counters.fetched_bytes += len(data)
+                        delivered.append((flight.key, blocks))
             for key, blocks in delivered:
                 await self._persist(key, blocks)
         finally:

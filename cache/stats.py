@@ -8,8 +8,10 @@ which one was in memory counts one memory hit and two memory misses.
 How the hit/miss counters relate, for the blocks that foreground reads need:
 
 * ``memory_hits + memory_misses`` = blocks needed.
-* ``disk_hits + disk_misses`` = ``memory_misses`` when a disk tier exists
-  (``disk_*`` stay 0 without one).
+* ``disk_hits + disk_misses`` = the blocks looked up on disk: those a reader
+  missed in memory and found no flight for, plus those a group of small
+  objects (``fetch_together``) loaded ahead of their readers (``disk_*``
+  stay 0 without a disk tier).
 * Of the blocks found in neither tier, ``inflight_joins`` were already being
   fetched (by another reader or by read-ahead) and the rest were fetched.
 

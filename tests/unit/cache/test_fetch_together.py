@@ -148,6 +148,22 @@ async def test_objects_fetched_together_reach_the_disk_tier(tmp_path: Path) -> N
     assert len(together.calls) == 1 and all(not s.calls for s in sources)
 
 
+async def test_objects_on_disk_are_loaded_together_and_their_readers_join(tmp_path: Path) -> None:
+    sources = small_files(6)
+    together = Together(sources)
+    async with open_block_cache(config(disk_dir=tmp_path / "cache")) as cache:
+        for source in sources[:4]:  # four on disk, two not
+            await cache.read(source.key, 0, BS, source.fetch)
+        await until(lambda: cache.statistics().disk_writes == 4)
+    async with open_block_cache(config(disk_dir=tmp_path / "cache")) as cache:
+        assert cache.fetch_together([s.key for s in sources], together) == 6
+        assert await read_all(cache, sources) == [s.data for s in sources]
+        stats = cache.statistics()
+    assert together.calls == [[s.key for s in sources[4:]]], "only what is not on disk goes to the network"
+    assert stats.disk_hits == 4 and stats.inflight_joins == 6
+    assert all(len(s.calls) == 1 for s in sources[:4]) and all(not s.calls for s in sources[4:])
+
+
 async def test_a_closing_cache_fails_the_readers_of_a_group_in_the_air() -> None:
     sources = small_files(3)
     together = Together(sources)
