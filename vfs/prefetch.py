@@ -26,6 +26,10 @@ once, so the walker finds each folder's files waiting instead of waiting a
 round trip per folder.  That is the one speculative step: a walker that
 stops early has fetched at most one folder (one group) too many.
 
+Files the disk tier already holds (a remount) are not fetched: the cache
+loads them into memory in one worker-thread hop for the group instead of
+one per file (``BlockCache.fetch_together``).
+
 Nothing is fetched for listing a folder (``ls -lR`` downloads nothing: no
 file is opened) and nothing for files opened for writing.
 
