@@ -198,7 +198,8 @@ class Response:
     #: The ``Content-Length`` to announce; None means ``len(body)`` (or none for a stream).
     content_length: int | None = None
 
-    async def send(self, send: Send, *, head_only: bool = False) -> None:
+    async def send(self, send: Send, *, head_only: bool = False) -> int:
+        """Send the reply; returns the body bytes handed to the server."""
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         if self.content_type:
             headers.append((b"content-type", self.content_type.encode("latin-1")))
@@ -213,16 +214,20 @@ class Response:
         if head_only:
             await _close_stream(self.body)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        elif isinstance(self.body, bytes):
+            return 0
+        if isinstance(self.body, bytes):
             await send({"type": "http.response.body", "body": self.body, "more_body": False})
-        else:
-            try:
-                async for chunk in self.body:
-                    if chunk:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            finally:
-                await _close_stream(self.body)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return len(self.body)
+        sent = 0
+        try:
+            async for chunk in self.body:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    sent += len(chunk)
+        finally:
+            await _close_stream(self.body)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return sent
 
 
 async def _close_stream(body: bytes | AsyncIterable[bytes]) -> None:

@@ -126,6 +126,8 @@ def test_reading_a_folder_of_small_files_costs_a_few_archives(big_folder_portal:
     archives = [r for r in content if r.is_archive]
     assert len(content) <= 2 + math.ceil(BIG_FOLDER / 1000), [(r.verb, r.path) for r in content][:20]
     assert archives and all(r.status in (200, 206) for r in content)
+    payload = sum(len(f"file {index}\n") for index in range(BIG_FOLDER))
+    assert payload <= log.content_bytes() <= payload + 200 * BIG_FOLDER  # bytes plus ZIP headers, once
 
 
 def test_folder_prefetch_off_reads_each_file_on_its_own(big_folder_portal: PortalProcess, tmp_path: Path) -> None:

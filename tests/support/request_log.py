@@ -6,7 +6,9 @@ The reference portal writes one debug line per request (``-vv``)::
     ... DEBUG portal.http: GET /ServicesPortal/webdav/My Files/a.bin -> 206, 1048576 bytes, 3.4ms
 
 so a test can assert "listing pages only" or "0 content bytes" from the
-server's side, independently of the client's own counters.
+server's side, independently of the client's own counters.  A reply with a
+``Content-Length`` logs what it announced; a stream without one (an archive)
+what it sent.
 """
 
 from __future__ import annotations
