@@ -42,22 +42,27 @@ version.  The archive carries no version tag: a file changed on the portal
 between the listing and the request is caught only if its size changed
 (:mod:`vfs.backends.ctera.archives`), and then read on its own.
 
-A portal that cannot make archives (a protocol error) is not asked again by
-this mount; any other failure just means each file is read on its own.
+A portal that cannot make archives (three protocol errors in a row) is not
+asked again by this mount; any other failure just means each file is read on
+its own.  A request names at most ``MAX_REQUEST_PATHS`` bytes of paths (a
+portal limits the size of a form), and names the files at the folder's path
+*now*, not the path its listing was fetched under.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 import trio
 from cachetools import LRUCache
 
 from cache import BlockCache, FetchMany, ObjectKey
-from vfs.backends.base import Backend, ProtocolError, RemoteEntry
+from vfs.backends.base import Backend, Path, ProtocolError, RemoteEntry
 from vfs.listings import Listing
 from vfs.overlay import STAGED_PREFIX
 
@@ -87,8 +92,14 @@ class _FolderReads:
     positions: dict[str, int] | None = None
 
 
-#: Where the next folder's listing comes from: (its key, its fresh listing) or None.
-NextFolder = Callable[[], "tuple[Hashable, Listing] | None"]
+#: The folder a walker reaches next: (its key, its fresh listing, its path now) or None.
+NextFolder = Callable[[], "tuple[Hashable, Listing, Path] | None"]
+
+#: Most bytes of paths one archive request names (a portal limits the size of a form).
+MAX_REQUEST_PATHS = 256 << 10
+
+#: Archive requests refused as malformed in a row before the portal is taken not to make them.
+REFUSALS_TO_GIVE_UP = 3
 
 
 class FolderPrefetch:
@@ -98,61 +109,93 @@ class FolderPrefetch:
         self._backend = backend
         self._cache = cache
         self._folders: LRUCache[Hashable, _FolderReads] = LRUCache(maxsize=max_folders)
-        self._refused = cache.config.group_fetch_bytes == 0
-        #: the folder a reader was last seen going through, and when
-        self._walk: tuple[Hashable, float] | None = None
+        self._off = cache.config.group_fetch_bytes == 0
+        self._refusals = 0
+        #: the folder a reader was last seen going through, its parent, and when
+        self._walk: tuple[Hashable, Hashable, float] | None = None
         #: bytes per second the portal's archives came at (a moving average), once known
         self._rate: float | None = None
 
-    def opened(self, folder: Hashable, listing: Listing, entry: RemoteEntry, next_folder: NextFolder) -> None:
-        """``entry``, listed in ``listing`` of ``folder``, was opened for reading.
+    def opened(self, folder: Hashable, parent: Hashable, listing: Listing, entry: RemoteEntry,
+               folder_path: Callable[[], Path], next_folder: NextFolder) -> None:
+        """``entry``, listed in ``listing`` of ``folder`` (in ``parent``), was opened for reading.
 
-        ``next_folder`` names the folder a reader walking the tree reaches
-        next (the following sibling), if its listing is at hand.
+        ``folder_path`` gives the folder's path at the moment a request is
+        made (it may have been renamed since the listing); ``next_folder``
+        names the folder a reader walking the tree reaches next (the
+        following sibling), if its listing is at hand.
         """
-        if self._refused or not self._small(entry):
+        if self._off or not self._small(entry):
             return
         now = trio.current_time()
         reads = self._folders.get(folder)
         if reads is None or reads.listing is not listing:
             reads = self._folders[folder] = _FolderReads(listing, "", -math.inf)
         follows = entry.name != reads.last_name and now - reads.last_at <= WINDOW
-        walked_in = self._walk is not None and self._walk[0] != folder and now - self._walk[1] <= WINDOW
+        walked_in = self._walked_in(folder, parent, now)
         reads.last_name, reads.last_at = entry.name, now
         if not (follows or walked_in):
             return
-        self._walk = (folder, now)
+        self._walk = (folder, parent, now)
         if entry.name not in reads.asked:
-            self._fetch(reads, entry.name)
+            self._fetch(reads, entry.name, folder_path)
         if walked_in:  # a reader going from folder to folder: stay one folder ahead of it
             self._fetch_ahead(next_folder, now)
 
-    def _fetch(self, reads: _FolderReads, start_name: str | None) -> None:
-        """Ask for the small files of the folder from ``start_name`` on (None: from its start)."""
+    def _walked_in(self, folder: Hashable, parent: Hashable, now: float) -> bool:
+        """Did a reader come here from a neighbouring folder it was going through (a sibling, or
+        the parent)?  A lone ``cat`` elsewhere in the tree meanwhile is not a walker's step."""
+        if self._walk is None or now - self._walk[2] > WINDOW:
+            return False
+        walked, walked_parent, _ = self._walk
+        return walked != folder and (walked_parent == parent or walked == parent)
+
+    def _fetch(self, reads: _FolderReads, start_name: str | None, folder_path: Callable[[], Path]) -> None:
+        """Ask for the small files of the folder from ``start_name`` on (None: from its start).
+
+        Walks the listing lazily, only as far as the cache takes files, so a
+        group costs its own size whatever the folder's.
+        """
         listing = reads.listing
         if reads.positions is None:
             reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
         start = 0 if start_name is None else reads.positions.get(start_name)
         if start is None:
             return
-        candidates = [item for item in listing.entries[start:] if item.name not in reads.asked]
-        wanted = {_key(item): item for item in candidates if self._small(item)}
-        looked = self._cache.fetch_together(
-            (_key(item) if self._small(item) else _NOT_SMALL for item in candidates), self._fetcher(wanted),
-            budget=self._budget())
-        reads.asked.update(item.name for item in candidates[:looked])
+        offered: list[RemoteEntry] = []
+        wanted: dict[ObjectKey, RemoteEntry] = {}
+
+        def keys() -> Iterator[ObjectKey]:
+            named = 0
+            for item in itertools.islice(listing.entries, start, None):
+                if item.name in reads.asked:
+                    continue
+                if not self._small(item):
+                    offered.append(item)
+                    yield _NOT_SMALL
+                    continue
+                named += 3 * len(item.name.encode()) + 64
+                if named > MAX_REQUEST_PATHS:
+                    return
+                offered.append(item)
+                key = _key(item)
+                wanted[key] = item
+                yield key
+
+        looked = self._cache.fetch_together(keys(), self._fetcher(wanted, folder_path), budget=self._budget())
+        reads.asked.update(item.name for item in offered[:looked])
 
     def _fetch_ahead(self, next_folder: NextFolder, now: float) -> None:
         found = next_folder()
         if found is None:
             return
-        folder, listing = found
+        folder, listing, path = found
         known = self._folders.get(folder)
         if known is not None and known.listing is listing:
             return  # asked for already (or a reader is in it)
         # Its first open by the reader then counts as following on from this one.
         reads = self._folders[folder] = _FolderReads(listing, "", now)
-        self._fetch(reads, None)
+        self._fetch(reads, None, lambda: path)
 
     def _small(self, entry: RemoteEntry) -> bool:
         return (not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size
@@ -165,18 +208,24 @@ class FolderPrefetch:
             return min(FIRST_GROUP, ceiling)
         return int(min(ceiling, max(FIRST_GROUP // 4, self._rate * GROUP_SECONDS)))
 
-    def _fetcher(self, wanted: dict[ObjectKey, RemoteEntry]) -> FetchMany:
+    def _fetcher(self, wanted: dict[ObjectKey, RemoteEntry], folder_path: Callable[[], Path]) -> FetchMany:
         async def fetch_many(keys: list[ObjectKey]) -> dict[ObjectKey, bytes]:
-            entries = [wanted[key] for key in keys]
+            # Where the folder is *now*: a listing keeps the paths it was fetched with, and a folder
+            # renamed since would make the request name whatever took its old place.
+            folder = folder_path()
+            entries = [dataclasses.replace(entry, path=(*folder, entry.name)) if entry.path[:-1] != folder
+                       else entry for entry in (wanted[key] for key in keys)]
             started = trio.current_time()
             try:
                 got = await self._backend.read_together(entries)
             except ProtocolError as exc:
-                if not self._refused:
+                self._refusals += 1
+                if self._refusals >= REFUSALS_TO_GIVE_UP and not self._off:
                     log.warning("the portal does not send files together (%s); small files are read one by one "
                                 "from now on", exc)
-                self._refused = True
+                    self._off = True
                 raise
+            self._refusals = 0
             sample = sum(map(len, got.values())) / max(trio.current_time() - started, 1e-3)
             self._rate = sample if self._rate is None else (self._rate + sample) / 2
             return {key: got[key.object_id] for key in keys if key.object_id in got}

@@ -487,10 +487,14 @@ class Reading:
         parent = self.inodes.get(node.parent) if node.kind is Kind.LIVE else None
         listing = self.listings.peek(parent.key) if parent is not None else None
         if parent is not None and listing is not None and listing.by_name.get(node.name) == entry:
-            self.prefetch.opened(parent.key, listing, entry, functools.partial(self._next_folder, parent))
+            grandparent = self.inodes.get(parent.parent)
+            self.prefetch.opened(parent.key, grandparent.key if grandparent is not None else None, listing, entry,
+                                 functools.partial(self.inodes.remote_path, parent),
+                                 functools.partial(self._next_folder, parent))
 
-    def _next_folder(self, folder: Node) -> tuple[Hashable, Listing] | None:
-        """The folder after ``folder`` in its parent's listing, with its fresh listing, if both are known."""
+    def _next_folder(self, folder: Node) -> tuple[Hashable, Listing, Path] | None:
+        """The folder after ``folder`` in its parent's listing, with its fresh listing and its path,
+        if both listings are known."""
         parent = self.inodes.get(folder.parent)
         if folder.kind is not Kind.LIVE or parent is None or (siblings := self.listings.peek(parent.key)) is None:
             return None
@@ -503,7 +507,7 @@ class Reading:
             return None
         key = self._live_or_snapshot_child(parent, sibling).key
         listing = self.listings.peek(key)
-        return None if listing is None else (key, listing)
+        return None if listing is None else (key, listing, (*self.inodes.remote_path(parent), sibling.name))
 
     async def _open_for_writing(self, node: Node, flags: int) -> OpenFile:
         raise VfsError(errno.EROFS, "this mount is read-only")
