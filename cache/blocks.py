@@ -63,6 +63,11 @@ from .stats import CacheStatistics, Counters
 #: Objects asked for in one group fetch at most (bounds the size of the request itself).
 MAX_GROUP = 1000
 
+#: Objects and bytes one disk-tier group loads at most: its first reader waits for all of
+#: them, and a slow disk (a cold cache on a spinning or network home) must not make that long.
+MAX_LOCAL_GROUP = 128
+LOCAL_GROUP_BYTES = 4 << 20
+
 
 class BlockCache:
     """Block reads over a memory tier, an optional disk tier and shared fetches.
@@ -168,8 +173,8 @@ class BlockCache:
         pass ``budget`` bytes (at most ``group_fetch_bytes``, the default) or
         ``MAX_GROUP`` objects.  Those with a file in the disk tier are loaded
         from there, all in one worker-thread hop (a hop costs more than reading
-        a small block file, and a reader would pay one per file), with their
-        own budget; the rest are fetched.  Returns how many of ``keys`` were
+        a small block file, and a reader would pay one per file), at most
+        ``MAX_LOCAL_GROUP`` of them and ``LOCAL_GROUP_BYTES``; the rest are fetched.  Returns how many of ``keys`` were
         looked at (taken or skipped) before a limit, so a caller can resume
         after them.  Returns at once; nothing happens when the limit is 0.
         """
@@ -177,7 +182,7 @@ class BlockCache:
             raise trio.ClosedResourceError("the block cache is closed")
         ceiling = self._config.group_fetch_bytes
         budget = ceiling if budget is None else min(budget, ceiling)
-        disk_budget = ceiling
+        disk_budget = min(ceiling, LOCAL_GROUP_BYTES)
         taken: list[ObjectKey] = []
         on_disk: list[ObjectKey] = []
         looked = 0
@@ -186,7 +191,7 @@ class BlockCache:
             if (0 < key.size <= self._config.block_size and not self._memory.contains(bk)
                     and self._flights.get(bk) is None):
                 if self._disk is not None and self._disk.contains(bk):
-                    if key.size > disk_budget or len(on_disk) == MAX_GROUP:
+                    if key.size > disk_budget or len(on_disk) == MAX_LOCAL_GROUP:
                         break
                     disk_budget -= key.size
                     on_disk.append(key)
