@@ -91,9 +91,12 @@ class PortalApp:
             await request.discard(DRAIN_LIMIT)  # so that it reaches the client
         streamed = await response.send(send, head_only=request.method == "HEAD")
         # One line per request: tests count portal requests and content bytes from these.
-        # A reply with a length logs what it promised (a client may hang up before the
-        # end of a long range); a stream without one (an archive) logs what it sent.
-        sent = streamed if response.content_length is None or request.method == "HEAD" else response.content_length
+        # A streamed reply with a length logs what it promised (a client may hang up before
+        # the end of a long range); a stream without one (an archive) what it produced.
+        if request.method == "HEAD" or isinstance(response.body, bytes):
+            sent: int | None = streamed
+        else:
+            sent = response.content_length if response.content_length is not None else streamed
         log.debug(
             "%s %s%s -> %d, %s bytes, %.1fms", request.method, scope.get("path"),
             f" [{scope['portalfs.method']}]" if "portalfs.method" in scope else "", response.status, sent,

@@ -120,9 +120,11 @@ async def _add(
     info = zipfile.ZipInfo(arcname, date_time=mtime)
     if node.item.size <= INLINE_READ:
         with open(store.content_path(node.item), "rb") as small, archive.open(info, "w", force_zip64=True) as entry:
-            entry.write(small.read(INLINE_READ + 1))
+            entry.write(small.read())
         if len(sink) >= SEND_CHUNK:
             yield sink.drain()
+        else:
+            await trio.lowlevel.checkpoint()  # an archive of tiny files must not hold the loop to itself
         return
     file = await trio.open_file(store.content_path(node.item), "rb")
     try:
