@@ -94,7 +94,7 @@ class PortalApp:
         # A streamed reply with a length logs what it promised (a client may hang up before
         # the end of a long range); a stream without one (an archive) what it produced.
         if request.method == "HEAD" or isinstance(response.body, bytes):
-            sent: int | None = streamed
+            sent: int = streamed
         else:
             sent = response.content_length if response.content_length is not None else streamed
         log.debug(

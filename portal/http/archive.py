@@ -53,7 +53,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
-    def __len__(self) -> int:
+    @property
+    def buffered(self) -> int:
+        """How many bytes are written and not yet drained."""
         return len(self._buffer)
 
     def drain(self) -> bytes:
@@ -121,7 +123,7 @@ async def _add(
     if node.item.size <= INLINE_READ:
         with open(store.content_path(node.item), "rb") as small, archive.open(info, "w", force_zip64=True) as entry:
             entry.write(small.read())
-        if len(sink) >= SEND_CHUNK:
+        if sink.buffered >= SEND_CHUNK:
             yield sink.drain()
         else:
             await trio.lowlevel.checkpoint()  # an archive of tiny files must not hold the loop to itself
