@@ -165,6 +165,25 @@ def _clear_direct(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, 0)
 
 
+def _wrote_direct(root: Path, fd: int, header: bytes, payload: bytes) -> bool:
+    """Write the block with ``O_DIRECT``; False if the file system refused it.
+
+    On a refusal (``EINVAL``) ``root`` is written buffered from now on and
+    ``fd`` is left without ``O_DIRECT``, at offset 0, for a buffered write.
+    """
+    try:
+        _write_direct(fd, header, payload)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        # Opened, but the write was refused: buffered, here and from now on.
+        _buffered_roots.add(root)
+        _clear_direct(fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return False
+    return True
+
+
 def write_block_file(root: Path, name: str, payload: bytes) -> int:
     """Atomically store ``payload`` as block ``name``; returns the file size.
 
@@ -175,22 +194,12 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
     fd, direct = _open_temp(root, temp, len(payload) >= DIRECT_MIN)
     try:
         try:
-            if direct:
-                try:
-                    _write_direct(fd, header, payload)
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    # Opened, but the write was refused: buffered, here and from now on.
-                    _buffered_roots.add(root)
-                    _clear_direct(fd)
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    direct = False
-            if not direct and len(payload) < DIRECT_MIN:
-                _write_all(fd, header + payload)  # one system call; the copy is small
-            elif not direct:
-                _write_all(fd, header)
-                _write_all(fd, payload)
+            if not (direct and _wrote_direct(root, fd, header, payload)):
+                if len(payload) < DIRECT_MIN:
+                    _write_all(fd, header + payload)  # one system call; the copy is small
+                else:
+                    _write_all(fd, header)
+                    _write_all(fd, payload)
         finally:
             os.close(fd)
         target = block_path(root, name)

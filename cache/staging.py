@@ -125,6 +125,11 @@ def _path_tuple(path: Iterable[str]) -> tuple[str, ...]:
     return tuple(path)
 
 
+def _meta_dict(meta: dict[str, str]) -> dict[str, str]:
+    # Keys and values are stored as text, whatever a caller passed.
+    return {str(k): str(v) for k, v in meta.items()}
+
+
 def _full(message: str) -> OSError:
     return OSError(errno.ENOSPC, message)
 
@@ -345,7 +350,7 @@ class StagingStore:
         it, when given) in one journal transaction; returns the record."""
         check_state(state)
         if meta is not None:
-            meta = {str(k): str(v) for k, v in meta.items()}
+            meta = _meta_dict(meta)
         record = self._record(id)
         async with record.lock:
             self._check_alive(record)
@@ -451,7 +456,7 @@ class StagingStore:
                 raise ValueError(f"attempts must not be negative, got {attempts}")
             fields["attempts"] = attempts
         if meta is not None:
-            fields["meta"] = {str(k): str(v) for k, v in meta.items()}
+            fields["meta"] = _meta_dict(meta)
         if base_size is not ... and base_size < 0:
             raise ValueError(f"base_size must not be negative, got {base_size}")
         for name, value in (("last_error", last_error), ("object_id", object_id),
