@@ -89,8 +89,6 @@ def staging_errors(what: str) -> Iterator[None]:
     try:
         with backend_errors(what):
             yield
-    except VfsError:
-        raise
     except KeyError as exc:
         raise VfsError(errno.EIO, f"{what}: the staged copy is gone ({exc})") from exc
     except OSError as exc:

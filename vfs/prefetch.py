@@ -34,9 +34,9 @@ Nothing is fetched for listing a folder (``ls -lR`` downloads nothing: no
 file is opened) and nothing for files opened for writing.
 
 What: regular, readable files of at most one cache block, as the folder's
-fresh listing describes them, that are not written here (the overlay's
-entries are local) and not in ``.snapshots`` (an archive of a snapshot is
-not part of the protocol we know).  Their blocks are keyed by object id and
+fresh listing describes them (the portal's versions: a file written here is
+read from the staging area whatever a group brings), not in ``.snapshots``
+(an archive of a snapshot is not part of the protocol we know).  Their blocks are keyed by object id and
 version like any other read, so a group can never be served for another
 version.  The archive carries no version tag: a file changed on the portal
 between the listing and the request is caught only if its size changed
@@ -64,7 +64,6 @@ from cachetools import LRUCache
 from cache import BlockCache, FetchMany, ObjectKey
 from vfs.backends.base import Backend, Path, ProtocolError, RemoteEntry
 from vfs.listings import Listing
-from vfs.overlay import STAGED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class FolderPrefetch:
         names the folder a reader walking the tree reaches next (the
         following sibling), if its listing is at hand.
         """
-        if self._off or not self._small(entry):
+        if not self.wants(entry):
             return
         now = trio.current_time()
         reads = self._folders.get(folder)
@@ -142,6 +141,10 @@ class FolderPrefetch:
         if walked_in:  # a reader going from folder to folder: stay one folder ahead of it
             self._fetch_ahead(next_folder, now)
 
+    def wants(self, entry: RemoteEntry) -> bool:
+        """Could opening ``entry`` start a group?  (Cheap: asked on every open for reading.)"""
+        return not self._off and self._small(entry)
+
     def _walked_in(self, folder: Hashable, parent: Hashable, now: float) -> bool:
         """Did a reader come here from a neighbouring folder it was going through (a sibling, or
         the parent)?  A lone ``cat`` elsewhere in the tree meanwhile is not a walker's step."""
@@ -157,11 +160,14 @@ class FolderPrefetch:
         group costs its own size whatever the folder's.
         """
         listing = reads.listing
-        if reads.positions is None:
-            reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
-        start = 0 if start_name is None else reads.positions.get(start_name)
-        if start is None:
-            return
+        if start_name is None:
+            start: int | None = 0
+        else:
+            if reads.positions is None:
+                reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
+            start = reads.positions.get(start_name)
+            if start is None:
+                return
         offered: list[RemoteEntry] = []
         wanted: dict[ObjectKey, RemoteEntry] = {}
 
@@ -198,8 +204,7 @@ class FolderPrefetch:
         self._fetch(reads, None, lambda: path)
 
     def _small(self, entry: RemoteEntry) -> bool:
-        return (not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size
-                and not entry.version.startswith(STAGED_PREFIX))
+        return not entry.is_dir and entry.readable and 0 < entry.size <= self._cache.config.block_size
 
     def _budget(self) -> int:
         """Bytes for the next group: what the portal's archives deliver in ``GROUP_SECONDS``."""

@@ -462,7 +462,7 @@ class Reading:
             raise VfsError(errno.EACCES)
         keep_cache = node.cached_version == node.entry.version
         node.cached_version = node.entry.version
-        self._opened_for_reading(node, node.entry)
+        self._opened_for_reading(node)
         node.open_handles += 1
         handle = self._new_handle(_FileHandle(node, node.entry, self.cache.stream()))
         return OpenFile(handle, keep_cache=keep_cache)
@@ -482,9 +482,12 @@ class Reading:
             await self._revalidate(opened.node)
             return await self._read(opened, offset, size)
 
-    def _opened_for_reading(self, node: Node, entry: RemoteEntry) -> None:
+    def _opened_for_reading(self, node: Node) -> None:
         """Tell the folder prefetch, when the file is as its folder's fresh listing shows it."""
-        parent = self.inodes.get(node.parent) if node.kind is Kind.LIVE else None
+        entry = node.entry
+        if node.kind is not Kind.LIVE or entry is None or not self.prefetch.wants(entry):
+            return  # the common case for large files and a mount without prefetch: nothing more
+        parent = self.inodes.get(node.parent)
         listing = self.listings.peek(parent.key) if parent is not None else None
         if parent is not None and listing is not None and listing.by_name.get(node.name) == entry:
             grandparent = self.inodes.get(parent.parent)

@@ -41,7 +41,6 @@ thread between awaits.
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import math
 import time
@@ -69,6 +68,11 @@ from vfs.listings import list_all
 log = logging.getLogger("vfs.uploads")
 
 MAX_BACKOFF = 300.0
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before the next attempt after ``failures`` failed ones (doubling, up to MAX_BACKOFF)."""
+    return min(MAX_BACKOFF, 2.0 ** min(failures, 9))
 
 #: how long a rename or delete waits for an upload of its file in flight before cutting it short
 SETTLE_PATIENCE = 10.0
@@ -215,7 +219,7 @@ class UploadQueue:
             running.scope.cancel()
             await running.done.wait()
 
-    async def settle_under(self, path: Path, *, patience: float = SETTLE_PATIENCE) -> None:
+    async def settle_under(self, path: Path) -> None:
         """:meth:`settle` every upload in flight of a file at or below ``path``, whether by the
         path it is uploaded to or by the one it has now (renamed meanwhile).  Costs a look at
         the uploads in flight (at most ``workers``), not at every staged file."""
@@ -230,12 +234,9 @@ class UploadQueue:
                 now_at = flight.record.path
             if below(flight.record.path) or below(now_at):
                 ids.append(record_id)
-        if len(ids) == 1:
-            await self.settle(ids[0], patience=patience)
-        elif ids:
-            async with trio.open_nursery() as nursery:
-                for record_id in ids:
-                    nursery.start_soon(functools.partial(self.settle, record_id, patience=patience))
+        async with trio.open_nursery() as nursery:
+            for record_id in ids:
+                nursery.start_soon(self.settle, record_id)
 
     async def cancel(self, record_id: int) -> None:
         """Forget the record's upload (it was deleted or replaced locally); one in flight ends first."""
@@ -470,7 +471,7 @@ class UploadQueue:
                 self._wake_waiters(record.id, None)
                 return
         if error is not None:
-            backoff = min(MAX_BACKOFF, 2.0 ** min(attempts, 9))
+            backoff = _backoff(attempts)
             log.warning("upload of %s failed (%s); retrying in %.0f s", "/".join(record.path), error, backoff)
             self._note_error(f"upload of {'/'.join(record.path)}: {error}")
             if reschedule:
@@ -504,19 +505,16 @@ class UploadQueue:
         """The staging area failed a step of ``record``'s upload (or a bug did): the record is as
         the store last noted it (pending, or a stale ``uploading``); try it again after a back-off."""
         what = f"upload of {'/'.join(record.path)}"
-        code = errno_for(error)
-        if isinstance(error, OSError):
-            log.error("%s: %s", what, error)
-        else:
-            log.error("%s failed unexpectedly", what, exc_info=error)
-        self._wake_waiters(record.id, VfsError(code, f"{what}: {error}"))
+        self._wake_waiters(record.id, VfsError(errno_for(error), f"{what}: {error}"))
         try:
             now = self._store.get(record.id)
         except KeyError:
+            log.error("%s: %s", what, error, exc_info=None if isinstance(error, OSError) else error)
             return
         self._troubles[record.id] += 1
-        backoff = min(MAX_BACKOFF, 2.0 ** min(now.attempts + self._troubles[record.id], 9))
-        log.warning("%s: retrying in %.0f s", what, backoff)
+        backoff = _backoff(now.attempts + self._troubles[record.id])
+        log.error("%s: %s; retrying in %.0f s", what, error, backoff,
+                  exc_info=None if isinstance(error, OSError) else error)  # a bug: its traceback
         self._note_error(f"{what}: {error}")
         if now.state in ("pending", "uploading") and not self.local_only(now):  # "uploading": stale
             self._due[record.id] = trio.current_time() + backoff

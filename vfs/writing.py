@@ -181,11 +181,11 @@ class Writing(Reading):
         return record
 
     async def _commit(self, record_id: int, node: Node | None) -> StagedFile:
-        meta = self.store.get(record_id).meta
-        # The content is no longer the version uploaded at an fsync: the mark goes in the
-        # same transaction, or a crash in between would pass new content off as uploaded.
-        cleared = {k: v for k, v in meta.items() if k != UPLOADED} if UPLOADED in meta else None
         with staging_errors("save"):
+            meta = self.store.get(record_id).meta
+            # The content is no longer the version uploaded at an fsync: the mark goes in the
+            # same transaction, or a crash in between would pass new content off as uploaded.
+            cleared = {k: v for k, v in meta.items() if k != UPLOADED} if UPLOADED in meta else None
             # state: a new change is a new attempt, even after a refusal
             record = await self.store.commit(record_id, state="pending", meta=cleared)
         self._show(node, record)
