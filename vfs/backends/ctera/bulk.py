@@ -367,9 +367,6 @@ class BulkResponse:
             raise self._exchange.error(exc) from exc
         if filled < wanted and response.length:
             # http.client reports a body cut short by the peer as its end.
-            if self._exchange.aborted:
-                raise self._exchange.abandoned()
-            raise Transient(f"{self._exchange.what}: the portal closed the connection "
-                            f"{response.length} bytes before the body's end")
+            raise self._exchange.error(http.client.IncompleteRead(data, response.length))
         self._complete = response.isclosed()
         return data, received

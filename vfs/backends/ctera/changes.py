@@ -39,7 +39,6 @@ from collections.abc import Callable
 from vfs.backends.base import (
     BackendError,
     Exists,
-    InvalidName,
     NotADirectory,
     NotFound,
     Path,
@@ -54,7 +53,7 @@ from vfs.backends.ctera.cloud_folders import Describe, FolderUids
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import error_for_code, task_error
 from vfs.backends.ctera.execute import execute
-from vfs.backends.ctera.paths import href_of, name_problem
+from vfs.backends.ctera.paths import check_new_name, href_of
 from vfs.backends.ctera.resources import child_entries, decode_fetch_reply, write_refusal
 from vfs.backends.ctera.session import Session
 from vfs.backends.ctera.tasks import TaskOutcome, TaskRunner
@@ -114,7 +113,7 @@ class Changes:
         what = f"mkdir of /{'/'.join(path)}"
         if not path:
             raise Exists(f"{what}: the root exists")
-        _check_name(path[-1], what)
+        check_new_name(path[-1], what)
         param = obj(None, name=path[-1], parentPath=href_of(self._context, path[:-1]))
         ambiguous = False
 
@@ -162,7 +161,7 @@ class Changes:
         what = f"{verb} of /{'/'.join(source)} to /{'/'.join(target)}"
         if not source or not target:
             raise PermissionDenied(f"{what}: the root cannot be moved, copied or replaced")
-        _check_name(target[-1], what)
+        check_new_name(target[-1], what)
         urls = [obj("SrcDstParam", src=href_of(self._context, source), dest=href_of(self._context, target))]
         try:
             outcome, ambiguous = await self._tasks.run(
@@ -279,12 +278,6 @@ class Changes:
         except NotFound:
             return False
         return True
-
-
-def _check_name(name: str, what: str) -> None:
-    problem = name_problem(name)
-    if problem is not None:
-        raise InvalidName(f"{what}: {problem}")
 
 
 def _override_all(outcome: TaskOutcome, what: str) -> Obj:

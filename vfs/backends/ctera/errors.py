@@ -247,6 +247,8 @@ def from_socket_error(exc: OSError | http.client.HTTPException, *, what: str, ur
         return _not_connected(url, exc)
     if isinstance(exc, TimeoutError):
         return _no_answer(what, exc)
+    if isinstance(exc, http.client.IncompleteRead) and exc.expected is not None:
+        return Transient(f"{what}: the portal closed the connection {exc.expected} bytes before the body's end")
     return _lost(what, exc)
 
 

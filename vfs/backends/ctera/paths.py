@@ -27,7 +27,16 @@ import urllib.parse
 
 from vfs.backends.base import InvalidName, NameTooLong, Path
 
-__all__ = ["MAX_NAME_BYTES", "InvalidHref", "href_of", "name_problem", "names_of_href", "storable_name_error", "webdav_root"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "InvalidHref",
+    "check_new_name",
+    "href_of",
+    "name_problem",
+    "names_of_href",
+    "storable_name_error",
+    "webdav_root",
+]
 
 #: The longest name a Linux filesystem accepts (NAME_MAX), in UTF-8 bytes.
 MAX_NAME_BYTES = 255
@@ -79,6 +88,14 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be one local file name, or None if it can."""
     error = _name_error(name)
     return None if error is None else str(error)
+
+
+def check_new_name(name: str, what: str) -> None:
+    """Raise :func:`name_problem`'s verdict on ``name`` as an error prefixed with
+    ``what`` (the operation): InvalidName, NameTooLong for a name too long."""
+    error = _name_error(name)
+    if error is not None:
+        raise type(error)(f"{what}: {error}")
 
 
 def _name_error(name: str) -> InvalidName | None:

@@ -51,7 +51,6 @@ import trio
 
 from vfs.backends.base import (
     BackendError,
-    InvalidName,
     IsADirectory,
     Path,
     ProtocolError,
@@ -62,7 +61,7 @@ from vfs.backends.base import (
 from vfs.backends.ctera.cloud_folders import CloudFolders
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import upload_error
-from vfs.backends.ctera.paths import href_of, name_problem
+from vfs.backends.ctera.paths import check_new_name, href_of
 from vfs.backends.ctera.resources import Placement, write_refusal
 from vfs.backends.ctera.session import Session
 from vfs.backends.retry import RetryHook, RetryPolicy
@@ -166,9 +165,7 @@ class Uploader:
         what = f"upload of /{'/'.join(path)}"
         if not path:
             raise IsADirectory(f"{what}: the root is a folder")
-        problem = name_problem(path[-1])
-        if problem is not None:
-            raise InvalidName(f"{what}: {problem}")
+        check_new_name(path[-1], what)
         fresh = False
 
         def refusal(entry: RemoteEntry, placement: Placement) -> BackendError | None:
