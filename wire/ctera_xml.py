@@ -155,10 +155,7 @@ def _escape_attr(text: str) -> str:
 
 def decode(data: bytes | str) -> Value:
     """Decode one document.  An empty body decodes to ``None`` (the portal's null)."""
-    if isinstance(data, bytes):
-        if not data.strip():
-            return None
-    elif not data.strip():
+    if not data.strip():  # bytes strip ASCII whitespace, str any Unicode whitespace
         return None
     # Imported here: the decoder builds this module's Obj, so it imports this module.
     from wire.ctera_xml_decode import decode_document

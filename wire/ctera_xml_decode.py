@@ -89,9 +89,8 @@ def _parse(parser: Any, data: bytes | str) -> None:
     try:
         parser.Parse(data, False)
         parser.Parse(b"", True)
-    except expat.ExpatError as exc:
-        raise XmlDecodeError(f"malformed XML: {exc}") from None
-    except (UnicodeError, OverflowError) as exc:  # a str holding lone surrogates; a body beyond expat's size
+    # UnicodeError: a str holding lone surrogates; OverflowError: a body beyond expat's size.
+    except (expat.ExpatError, UnicodeError, OverflowError) as exc:
         raise XmlDecodeError(f"malformed XML: {exc}") from None
 
 
