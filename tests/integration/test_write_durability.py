@@ -133,15 +133,12 @@ BIG = 64 << 20
 
 def wait_for_upload_in_progress(portal: PortalProcess, timeout: float = 60) -> None:
     """Until the reference portal is receiving an upload: it writes one into ``tmp/*.part``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if any(part.stat().st_size >= 1 << 20 for part in (portal.data_dir / "tmp").glob("*.part")):
-                return
-        except FileNotFoundError:  # finished between the listing and the stat
-            pass
-        assert time.monotonic() < deadline, "no upload reached the portal"
-        time.sleep(0.005)
+
+    def receiving() -> bool:
+        return any(part.stat().st_size >= 1 << 20 for part in (portal.data_dir / "tmp").glob("*.part"))
+
+    # FileNotFoundError: an upload finished between the listing and the stat
+    wait_for(receiving, timeout, "an upload to reach the portal", interval=0.005, ignoring=(FileNotFoundError,))
 
 
 def _during_big_upload(portal: PortalProcess, view: PortalView, mount: MountProcess) -> Expected:

@@ -3,6 +3,9 @@
 Uploads run after a delay, daemons exit in their own time, a log line comes
 when it comes: a test polls for the state it expects and fails, naming what
 it waited for, when the deadline passes.
+
+``wait_for`` blocks (a test without an event loop); ``until`` is the same poll
+inside a trio test, for work done in worker threads or other processes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+import trio
 
 T = TypeVar("T")
 
@@ -34,3 +39,11 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "the
             message = f"timed out after {timeout} s waiting for {what}"
             raise AssertionError(f"{message}\n{detail()}" if detail is not None else message)
         time.sleep(interval)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0, *, interval: float = 0.005) -> None:
+    """Poll ``condition`` from a trio test (on its real clock) until it is true;
+    ``trio.TooSlowError`` after ``timeout``."""
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(interval)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import trio
 
@@ -75,10 +74,3 @@ class FakeSource:
 
 class SourceError(Exception):
     """What a fake backend raises."""
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` (for work done in worker threads) with the real clock."""
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.005)

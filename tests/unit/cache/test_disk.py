@@ -18,8 +18,9 @@ import pytest
 from cache import BlockCache, CacheConfig, CacheDirectoryError, ObjectKey, open_block_cache
 from cache import blockfile
 from cache.keys import block_key
+from tests.support.waiting import until
 
-from .fakes import FakeSource, make_bytes, until
+from .fakes import FakeSource, make_bytes
 
 BS = 4096
 FILE = blockfile.file_size(BS)  # bytes on disk of one whole block

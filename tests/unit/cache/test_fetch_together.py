@@ -10,8 +10,9 @@ import trio
 import trio.testing
 
 from cache import BlockCache, CacheConfig, ObjectKey, open_block_cache
+from tests.support.waiting import until
 
-from .fakes import FakeSource, SourceError, make_bytes, until
+from .fakes import FakeSource, SourceError, make_bytes
 
 BS = 4096
 

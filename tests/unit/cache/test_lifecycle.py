@@ -11,8 +11,9 @@ import trio
 from cache import CacheConfig, open_block_cache
 from cache import blockfile
 from cache.keys import block_key
+from tests.support.waiting import until
 
-from .fakes import FakeSource, make_bytes, until
+from .fakes import FakeSource, make_bytes
 
 BS = 4096
 
