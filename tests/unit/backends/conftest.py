@@ -2,12 +2,15 @@
 
 The plain helpers (``tests.support.portal_http``) are synchronous; they run in
 a worker thread so the trio loop of the test stays responsive.
+``one_shot_server`` is a hostile peer for the bulk transport's tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from typing import Any, TypeVar
 
 import pytest
@@ -66,3 +69,25 @@ def expire_sessions(portal: PortalProcess) -> None:
     with portal_http.client(portal) as http:
         reply = http.post("/portalfs/test/expire-sessions")
         assert reply.status_code == 200, reply.text
+
+
+@contextmanager
+def one_shot_server(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server that hands its first connection to ``serve`` (on a thread); yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            serve(conn)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        with suppress(OSError):
+            socket.create_connection(listener.getsockname(), timeout=1).close()  # unblocks accept()
+        thread.join(timeout=10)
+        listener.close()
+    assert not thread.is_alive()

@@ -12,13 +12,15 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 
 import httpx
 import pytest
 import trio
 
+from tests.support.portal_process import free_port
+from tests.support.waiting import until
+from tests.unit.backends.conftest import one_shot_server
 from vfs.backends.base import Transient, Unreachable
 from vfs.backends.ctera.bulk import BulkTransport, bulk_transport_for
 from vfs.backends.ctera.connection import Timeouts
@@ -52,36 +54,8 @@ def test_all_proxy_alone_keeps_content_on_httpx(no_proxies: pytest.MonkeyPatch) 
 # -- errors name the operation ---------------------------------------------------
 
 
-@contextmanager
-def one_shot_server(serve: Callable[[socket.socket], None]) -> Iterator[int]:
-    """A TCP server that hands its first connection to ``serve`` (on a thread); yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def run() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            serve(conn)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        with suppress(OSError):
-            socket.create_connection(listener.getsockname(), timeout=1).close()  # unblocks accept()
-        thread.join(timeout=10)
-        listener.close()
-    assert not thread.is_alive()
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_a_refused_connection_names_the_portal() -> None:
-    port = unused_port()
+    port = free_port()
     transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
     with pytest.raises(Unreachable, match=rf"^cannot connect to http://portal\.example: connection refused"):
         await transport.get("/x", {}, what="read of /a at 0", url="http://portal.example")
@@ -140,12 +114,6 @@ def trickle(closed: threading.Event) -> Callable[[socket.socket], None]:
     return serve
 
 
-async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    with trio.fail_after(seconds):
-        while not condition():
-            await trio.sleep(0.01)
-
-
 async def test_cancelling_mid_body_closes_the_connection_on_the_worker() -> None:
     closed = threading.Event()
     with one_shot_server(trickle(closed)) as port:
@@ -165,8 +133,8 @@ async def test_cancelling_mid_body_closes_the_connection_on_the_worker() -> None
                 await response.aclose()  # as Session.open's finally does, cancelled
         assert scope.cancelled_caught
         assert time.monotonic() - started < 2
-        await wait_for(closed.is_set)  # the peer sees the hang-up: the worker closed the socket
-        await wait_for(lambda: exchange.connection is None and exchange.response is None)
+        await until(closed.is_set)  # the peer sees the hang-up: the worker closed the socket
+        await until(lambda: exchange.connection is None and exchange.response is None)
         # Closed once, by the worker that was reading (http.client is not thread-safe), not by aclose().
         assert len(closers) == 1 and closers[0] != threading.get_ident()
         assert transport._idle == []
@@ -190,7 +158,7 @@ async def test_aborting_an_exchange_whose_worker_already_returned_closes_it() ->
         assert connection.sock is None and exchange.connection is None  # closed, not merely shut down
         await response.aclose()
         assert transport._idle == []
-        await wait_for(closed.is_set)
+        await until(closed.is_set)
         transport.close()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
