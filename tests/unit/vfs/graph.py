@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path as FilePath
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -42,6 +42,8 @@ from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
 from vfs.filesystem import Filesystem, FsConfig, WriteBack
 from vfs.inodes import ROOT_INODE
 from vfs.uploads import UploadQueue
+
+W = TypeVar("W")
 
 #: The folder an end user's mount shows at its root (what the daemon picks).
 ROOT = ("My Files",)
@@ -78,6 +80,13 @@ class Mounted:
     root_path: tuple[str, ...] = ROOT
     #: the staging store of a writable graph (None: read-only)
     store: StagingStore | None = None
+    #: what ``open_filesystem(wrap=...)`` put between the filesystem and ``backend`` (None: nothing)
+    wrapper: Backend | None = None
+
+    def wrapped(self, kind: type[W]) -> W:
+        """The wrapper, which must be a ``kind`` (the class given as ``wrap``)."""
+        assert isinstance(self.wrapper, kind), f"the backend is wrapped in {type(self.wrapper).__name__}"
+        return self.wrapper
 
     async def resolve(self, path: str) -> Entry:
         """Look up each name of ``path`` (relative to the mount root) as the kernel does.
@@ -261,7 +270,8 @@ async def open_filesystem(
     namespace at the root, as the daemon mounts it.
 
     ``wrap`` puts a delegating object between the filesystem and the real
-    backend (fault injection: a stall, a count) without replacing the backend.
+    backend (fault injection: a stall, a count) without replacing the backend;
+    pass its class, and find the object as ``mounted.wrapper`` (``mounted.wrapped(Class)``).
 
     ``writes`` makes the graph writable (see the module docstring); without
     it the filesystem is read-only, as with ``-o ro``.
@@ -275,10 +285,11 @@ async def open_filesystem(
     ) as backend:
         root = await backend.stat(root_path)
         async with open_block_cache(dataclasses.replace(cache, disk_dir=cache_dir)) as blocks:
-            below = wrap(backend) if wrap is not None else backend
+            wrapper = wrap(backend) if wrap is not None else None
+            below = wrapper if wrapper is not None else backend
             if writes is None:
                 fs = Filesystem(below, blocks, config or FsConfig(), root_path, root)
-                yield Mounted(fs, backend, blocks, root_path)
+                yield Mounted(fs, backend, blocks, root_path, wrapper=wrapper)
                 return
             staging = writes.staging_dir or cache_dir.parent / "staging"
             async with open_staging_store(staging, block_size=cache.block_size) as store:
@@ -290,7 +301,7 @@ async def open_filesystem(
                     assert fs.uploads is not None
                     async with trio.open_nursery() as services:
                         await services.start(fs.uploads.run)
-                        yield Mounted(fs, backend, blocks, root_path, store)
+                        yield Mounted(fs, backend, blocks, root_path, store, wrapper)
                         services.cancel_scope.cancel()
                 finally:
                     mtimes.close()

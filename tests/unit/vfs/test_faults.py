@@ -94,15 +94,9 @@ async def expect_errno(code: int, call: Awaitable[object]) -> float:
 async def test_a_stalled_portal_fails_requests_in_bounded_time(
     sample_portal: PortalProcess, tmp_path: Path
 ) -> None:
-    stalling: list[Stalling] = []
-
-    def wrap(backend: CteraBackend) -> Stalling:
-        stalling.append(Stalling(backend))
-        return stalling[0]
-
     config = FsConfig(request_timeout=TIMEOUT)
-    async with open_filesystem(sample_portal, tmp_path / "cache", config, wrap=wrap) as mounted:
-        (portal,) = stalling
+    async with open_filesystem(sample_portal, tmp_path / "cache", config, wrap=Stalling) as mounted:
+        portal = mounted.wrapped(Stalling)
         root = await mounted.inodes(ROOT_INODE)
         documents = await mounted.inode("Documents")
         report = await mounted.inode("Documents/Report.txt")

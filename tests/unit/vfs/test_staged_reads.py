@@ -15,19 +15,17 @@ from pathlib import Path
 import trio
 
 from tests.support.portal_process import PortalProcess
-from tests.unit.vfs.graph import open_writable, refused
+from tests.unit.vfs.graph import NEVER, open_writable, refused
 from tests.unit.vfs.truth import in_thread, upload
 from vfs.backends.ctera.counters import RequestKind
 
 MiB = 1 << 20
-#: No upload before the test ends.
-HOLD = 3600.0
 
 
 async def test_a_base_changed_under_a_partial_edit_fails_the_read_once(portal: PortalProcess,
                                                                         tmp_path: Path) -> None:
     await in_thread(upload, portal, "doc.bin", os.urandom(3 * MiB))
-    async with open_writable(portal, tmp_path, delay=HOLD) as drive:
+    async with open_writable(portal, tmp_path, delay=NEVER) as drive:
         handle = await drive.open_file("doc.bin", os.O_RDWR)
         assert await drive.fs.write(handle, 0, b"0123456789") == 10  # staged; the rest is still the base
         await in_thread(upload, portal, "doc.bin", os.urandom(3 * MiB))

@@ -157,17 +157,12 @@ class HeldUploads:
 async def test_settle_under_waits_only_for_uploads_at_or_below_the_path(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
-    held: list[HeldUploads] = []
-
-    def wrap(backend: CteraBackend) -> HeldUploads:
-        held.append(HeldUploads(backend))
-        return held[0]
-
-    async with open_writable(portal, tmp_path, delay=0.1, wrap=wrap) as drive:
+    async with open_writable(portal, tmp_path, delay=0.1, wrap=HeldUploads) as drive:
+        held = drive.wrapped(HeldUploads)
         await drive.mkdir("dir")
         await drive.write_file("dir/a.txt", b"a")
         with trio.fail_after(30):
-            await held[0].reached.wait()
+            await held.reached.wait()
         root = drive.root_path
         with trio.fail_after(5):  # elsewhere, or a name that merely starts alike: nothing to wait for
             await drive.uploads.settle_under((*root, "other"))
@@ -177,12 +172,12 @@ async def test_settle_under_waits_only_for_uploads_at_or_below_the_path(
 
         async def resume_soon() -> None:
             await trio.sleep(0.2)
-            held[0].resume.set()
+            held.resume.set()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(resume_soon)
             with trio.fail_after(30):
                 await drive.uploads.settle_under((*root, "dir"))
-            assert held[0].resume.is_set() and not drive.uploads.status()["in_flight"]
+            assert held.resume.is_set() and not drive.uploads.status()["in_flight"]
         await portal_holds(view, "dir/a.txt", b"a")
         await drive.settled()

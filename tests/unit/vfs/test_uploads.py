@@ -114,20 +114,13 @@ class Faults:
         return await self._backend.upload(path, paused, size)
 
 
-def with_faults(holder: list[Faults]):
-    def wrap(backend: CteraBackend) -> Faults:
-        holder.append(Faults(backend))
-        return holder[0]
-    return wrap
-
-
 @asynccontextmanager
 async def over_quota(portal: PortalProcess, tmp_path: Path) -> AsyncIterator[tuple[Mounted, Faults]]:
     """A graph that uploads only on fsync, and whose next upload the portal refuses: quota exceeded."""
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=NEVER, wrap=with_faults(faults)) as drive:
-        faults[0].failures = [QuotaExceeded("quota exceeded")]
-        yield drive, faults[0]
+    async with open_writable(portal, tmp_path, delay=NEVER, wrap=Faults) as drive:
+        faults = drive.wrapped(Faults)
+        faults.failures = [QuotaExceeded("quota exceeded")]
+        yield drive, faults
 
 
 async def create_refused(drive: Mounted, name: str, content: bytes) -> int:
@@ -223,9 +216,9 @@ async def test_a_file_fsynced_while_open_leaves_nothing_pending_after_close(
 async def test_no_more_uploads_run_at_once_than_workers(
     portal: PortalProcess, tmp_path: Path, clock: trio.testing.MockClock, view: PortalView
 ) -> None:
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=0.1, workers=1, wrap=with_faults(faults)) as drive:
-        pause = faults[0].pause = Pause(after=1)
+    async with open_writable(portal, tmp_path, delay=0.1, workers=1, wrap=Faults) as drive:
+        faults = drive.wrapped(Faults)
+        pause = faults.pause = Pause(after=1)
         await drive.write_file("first.txt", b"first")
         with trio.fail_after(30):
             await pause.reached.wait()
@@ -234,11 +227,11 @@ async def test_no_more_uploads_run_at_once_than_workers(
         clock.jump(1)  # the others are due now; the one worker is busy
         await quiet()
         assert [item["path"] for item in drive.uploads.status()["in_flight"]] == ["My Files/first.txt"]
-        assert faults[0].attempts == 1
+        assert faults.attempts == 1
         pause.resume.set()
         await drive.settled()
         assert view.names() == {"first.txt", "second.txt", "third.txt"}
-        assert faults[0].attempts == 3
+        assert faults.attempts == 3
 
 
 # ---------------------------------------------------------------- consistency
@@ -247,10 +240,10 @@ async def test_no_more_uploads_run_at_once_than_workers(
 async def test_a_write_while_the_content_streams_restarts_the_upload(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
-    faults: list[Faults] = []
     first, second = os.urandom(2 * UPLOAD_CHUNK + 1000), b"NEW!"  # streamed in three pieces
-    async with open_writable(portal, tmp_path, delay=0.1, wrap=with_faults(faults)) as drive:
-        pause = faults[0].pause = Pause(after=1)
+    async with open_writable(portal, tmp_path, delay=0.1, wrap=Faults) as drive:
+        faults = drive.wrapped(Faults)
+        pause = faults.pause = Pause(after=1)
         await drive.write_file("big.bin", first, chunk=MIB)
         with trio.fail_after(30):
             await pause.reached.wait()  # the first piece is on its way
@@ -266,9 +259,9 @@ async def test_a_write_while_the_content_streams_restarts_the_upload(
 async def test_a_write_after_the_content_was_sent_becomes_the_next_version(
     portal: PortalProcess, tmp_path: Path, view: PortalView
 ) -> None:
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=0.1, wrap=with_faults(faults)) as drive:
-        pause = faults[0].pause = Pause(after=5)
+    async with open_writable(portal, tmp_path, delay=0.1, wrap=Faults) as drive:
+        faults = drive.wrapped(Faults)
+        pause = faults.pause = Pause(after=5)
         await drive.write_file("doc.txt", b"first")
         with trio.fail_after(30):
             await pause.reached.wait()  # all sent, the portal has not answered yet
@@ -370,25 +363,25 @@ async def test_a_new_change_of_a_held_file_tries_again(portal: PortalProcess, tm
 async def test_transient_failures_are_retried_after_a_growing_back_off(
     portal: PortalProcess, tmp_path: Path, clock: trio.testing.MockClock, view: PortalView
 ) -> None:
-    faults: list[Faults] = []
-    async with open_writable(portal, tmp_path, delay=1, wrap=with_faults(faults)) as drive:
-        faults[0].failures = [Transient("connection reset")] * 3
+    async with open_writable(portal, tmp_path, delay=1, wrap=Faults) as drive:
+        faults = drive.wrapped(Faults)
+        faults.failures = [Transient("connection reset")] * 3
         await drive.write_file("doc.txt", b"eventually")
         assert drive.store is not None
         clock.jump(1)
         for attempt in (1, 2, 3):
             with trio.fail_after(30):
-                while not (faults[0].attempts == attempt and drive.store.records()[0].attempts == attempt
+                while not (faults.attempts == attempt and drive.store.records()[0].attempts == attempt
                            and drive.store.records()[0].state == "pending"):
                     await trio.sleep(0.01)
             clock.jump(2.0 ** attempt - 0.5)  # just before the back-off ends: no new attempt
             await quiet()
-            assert faults[0].attempts == attempt
+            assert faults.attempts == attempt
             assert "connection reset" in (drive.store.records()[0].last_error or "")
             clock.jump(0.5)
         await portal_holds(view, "doc.txt", b"eventually")
         await drive.settled()
-        assert faults[0].attempts == 4
+        assert faults.attempts == 4
         assert len(drive.fs.status()["errors"]) == 3
 
 
