@@ -81,6 +81,12 @@ def _oracle_element(element: Any, depth: int) -> Value:
     raise XmlDecodeError(f"unexpected element <{tag}>")
 
 
+def _oracle_scalar_text(value: Any) -> str:
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as a CTERA XML value")
 
 
 def oracle_as_str(value: Value, *, default: str | None = None) -> str | None:
@@ -88,7 +94,7 @@ def oracle_as_str(value: Value, *, default: str | None = None) -> str | None:
         return default
     if isinstance(value, (Obj, list)):
         raise XmlDecodeError(f"expected a scalar, got {type(value).__name__}")
-    return value if isinstance(value, str) else ctera_xml._scalar_text(value)
+    return value if isinstance(value, str) else _oracle_scalar_text(value)
 
 
 def oracle_as_int(value: Value, *, default: int | None = None) -> int | None:
