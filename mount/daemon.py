@@ -93,7 +93,31 @@ def fuse_options(settings: MountSettings) -> set[str]:
 
 
 async def run(settings: MountSettings, *, on_ready: Callable[[], None] | None = None) -> None:
-    """Mount and serve until unmounted or signalled."""
+    """Mount and serve until unmounted or signalled.
+
+    A signal before the mount is up (a login that hangs, say) abandons the
+    start-up through a cancel scope, so that everything opened so far is
+    closed in order, and then raises KeyboardInterrupt ("nothing mounted").
+    Left to trio's own SIGINT handling, the KeyboardInterrupt would land at an
+    arbitrary point, e.g. half-way into an HTTP library's context manager,
+    which then complains on stderr about a coroutine never awaited.
+    """
+    mounted = False
+
+    def ready() -> None:
+        nonlocal mounted
+        mounted = True
+        if on_ready is not None:
+            on_ready()
+
+    starting = trio.CancelScope()
+    with _stop_on_signals(starting, actions=("giving up",)), starting:
+        await _run(settings, ready)
+    if starting.cancelled_caught and not mounted:
+        raise KeyboardInterrupt
+
+
+async def _run(settings: MountSettings, on_ready: Callable[[], None]) -> None:
     async with open_ctera_backend(
         settings.url,
         settings.user,
@@ -212,7 +236,9 @@ async def _serve(workers: int, scope: trio.CancelScope) -> None:
 
 
 @contextmanager
-def _stop_on_signals(*scopes: trio.CancelScope) -> Iterator[None]:
+def _stop_on_signals(*scopes: trio.CancelScope,
+                     actions: tuple[str, ...] = ("unmounting", "leaving pending uploads for the next mount"),
+                     ) -> Iterator[None]:
     """While mounted and while unmounting, SIGINT/SIGTERM cancel the first of ``scopes``
     not cancelled yet: the first signal stops serving, the next one stops waiting for uploads.
 
@@ -226,8 +252,7 @@ def _stop_on_signals(*scopes: trio.CancelScope) -> Iterator[None]:
     def stop(signum: int) -> None:
         for number, scope in enumerate(scopes):
             if not scope.cancel_called:
-                log.info("received %s, %s", signal.Signals(signum).name,
-                         "unmounting" if number == 0 else "leaving pending uploads for the next mount")
+                log.info("received %s, %s", signal.Signals(signum).name, actions[number])
                 scope.cancel()
                 return
 
