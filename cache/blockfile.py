@@ -40,7 +40,7 @@ Subtleties:
   write would be a synchronous device write of little more than the header,
   costing more than the copy it saves. A cache directory whose
   filesystem refuses ``O_DIRECT`` (``EINVAL``) is remembered and written
-  buffered from then on, without asking again per block.
+  buffered from then on (the rules shared with staged files: ``directio``).
 * The 256 fan-out folders under ``blocks/`` are made on first use: the
   rename that fails for want of one creates it and is retried once.
 * Everything here is blocking file I/O: callers run it in a worker thread.
@@ -51,19 +51,18 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import mmap
 import os
 import secrets
 import struct
-import threading
 import zlib
 from pathlib import Path
 
+from . import directio
+from .directio import DIRECT_MIN, PAGE
 from .keys import BlockKey
 
 MAGIC = b"PFSBLK2\n"
 _HEADER = struct.Struct(">8sQI")
-PAGE = 4096
 #: The payload starts at this offset: one page, so that it can be written with O_DIRECT.
 HEADER_SIZE = PAGE
 BLOCKS_DIR = "blocks"
@@ -103,42 +102,16 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-class _AlignedBuffer(threading.local):
-    """A page-aligned buffer per thread (an anonymous mmap), grown on demand."""
-
-    buffer: mmap.mmap | None = None
-
-    def at_least(self, size: int) -> mmap.mmap:
-        if self.buffer is None or len(self.buffer) < size:
-            if self.buffer is not None:
-                self.buffer.close()
-            self.buffer = mmap.mmap(-1, max(size, PAGE))
-        return self.buffer
-
-
-_aligned = _AlignedBuffer()
-
-
-#: Cache directories whose filesystem refused ``O_DIRECT``: written buffered.
-_buffered_roots: set[Path] = set()
-
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-
-
-#: Payloads smaller than this are written buffered (see the module docstring).
-DIRECT_MIN = 64 << 10
 
 
 def _open_temp(root: Path, temp: Path, direct: bool) -> tuple[int, bool]:
     """Create ``temp``; returns the fd and whether it was opened with ``O_DIRECT``."""
-    if direct and root not in _buffered_roots:
-        try:
-            return os.open(temp, _CREATE | os.O_DIRECT, 0o600), True
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            _buffered_roots.add(root)
-            temp.unlink(missing_ok=True)  # the refusal may come after the creation
+    if direct:
+        fd = directio.open_direct(temp, _CREATE, 0o600, root)
+        if fd is not None:
+            return fd, True
+        temp.unlink(missing_ok=True)  # the refusal may come after the creation
     return os.open(temp, _CREATE, 0o600), False
 
 
@@ -149,11 +122,8 @@ def _write_direct(fd: int, header: bytes, payload: bytes) -> None:
     Raises ``OSError(EINVAL)`` if the filesystem refuses the direct write after all.
     """
     whole = len(payload) - len(payload) % PAGE
-    buffer = _aligned.at_least(HEADER_SIZE + whole)
-    with memoryview(buffer) as view:
-        view[:HEADER_SIZE] = header
-        view[HEADER_SIZE:HEADER_SIZE + whole] = memoryview(payload)[:whole]
-        _write_all(fd, view[:HEADER_SIZE + whole])
+    with memoryview(payload) as view, directio.aligned_copy(header, view[:whole]) as copy:
+        _write_all(fd, copy)
     if whole < len(payload):
         _clear_direct(fd)
         _write_all(fd, memoryview(payload)[whole:])
@@ -177,7 +147,7 @@ def _wrote_direct(root: Path, fd: int, header: bytes, payload: bytes) -> bool:
         if exc.errno != errno.EINVAL:
             raise
         # Opened, but the write was refused: buffered, here and from now on.
-        _buffered_roots.add(root)
+        directio.remember_refusal(root)
         _clear_direct(fd)
         os.lseek(fd, 0, os.SEEK_SET)
         return False

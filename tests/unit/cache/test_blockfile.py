@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cache import blockfile
+from cache import blockfile, directio
 from cache.keys import BlockKey
 
 SIZES = [1, 100, blockfile.PAGE - 1, blockfile.PAGE, blockfile.PAGE + 1, 3 * blockfile.PAGE, 1 << 20,
@@ -22,7 +22,7 @@ def root(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / blockfile.BLOCKS_DIR).mkdir()
     (tmp_path / blockfile.TMP_DIR).mkdir()
     yield tmp_path
-    blockfile._buffered_roots.discard(tmp_path)
+    directio.forget_refusal(tmp_path)
 
 
 def name(index: int) -> str:
