@@ -9,10 +9,15 @@ Choices and subtleties:
 * Each staged file is one regular file whose bytes sit at their own offsets,
   so a block is written with one ``pwrite`` and read with one ``pread``, and
   the blocks nobody wrote stay holes (a one-block edit of a large file costs
-  one block of disk). Writes are left to the page cache; durability comes
-  from ``sync_file`` (``fsync``) at commit, plus ``sync_dir`` once after the
-  file was created, since a file's name is only durable once its directory
-  was synced.
+  one block of disk). Durability comes from ``sync_file`` (``fsync``) at
+  commit, plus ``sync_dir`` once after the file was created, since a file's
+  name is only durable once its directory was synced.
+* The whole pages of a large write or read go around the page cache
+  (``O_DIRECT``, the rules in ``directio``); unaligned edges and small
+  pieces are buffered.  Staged bytes are read back about once, by the
+  upload, so caching them bought nothing, while a buffered copy of a large
+  file cost more CPU than everything else in writing it
+  (docs/PERFORMANCE.md), and made ``fsync`` at close write it all out then.
 * ``write_at`` is the single low-level write (tests replace it to inject
   ``ENOSPC``). A write that fails part-way cuts the file back to the length
   it had before, so a failed append leaves no tail; the bytes it did write
@@ -35,6 +40,8 @@ import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from . import directio
 
 DATA_DIR = "data"
 
@@ -61,44 +68,122 @@ def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
 def write_pieces(path: Path, pieces: Sequence[tuple[int, bytes | memoryview]],
                  length_before: int) -> None:
     """Write each ``(offset, bytes)``; on failure cut the file back to ``length_before``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    data_file = _DataFile(path, writing=True)
     try:
         try:
             for offset, data in pieces:
-                _write_all(fd, data, offset)
+                data_file.write(offset, data)
         except BaseException:
             try:
-                if os.fstat(fd).st_size > length_before:
-                    os.ftruncate(fd, length_before)
+                if os.fstat(data_file.fd()).st_size > length_before:
+                    os.ftruncate(data_file.fd(), length_before)
             except OSError:
                 pass  # the original error matters more; the next start trims the tail
             raise
     finally:
-        os.close(fd)
+        data_file.close()
 
 
 def read_ranges(path: Path, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     """The bytes of each ``[start, end)``; ``OSError(EIO)`` if any is not all there."""
+    data_file = _DataFile(path, writing=False)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise OSError(errno.EIO, f"staged data file {path} is missing") from None
-    try:
-        result: list[bytes] = []
-        for start, end in ranges:
-            parts: list[bytes] = []
-            position = start
-            while position < end:
-                chunk = os.pread(fd, end - position, position)
-                if not chunk:
-                    raise OSError(errno.EIO, f"staged data file {path} ends at {position}, "
-                                  f"expected bytes up to {end}")
-                parts.append(chunk)
-                position += len(chunk)
-            result.append(b"".join(parts))
-        return result
+        return [data_file.read(start, end) for start, end in ranges]
     finally:
-        os.close(fd)
+        data_file.close()
+
+
+class _DataFile:
+    """One data file open for a batch of reads or writes: buffered, and also
+    direct once a range holds enough whole pages (see the module docstring)."""
+
+    def __init__(self, path: Path, *, writing: bool) -> None:
+        self._path = path
+        self._flags = (os.O_RDWR | os.O_CREAT if writing else os.O_RDONLY) | os.O_CLOEXEC
+        self._buffered: int | None = None
+        self._direct: int | None = None
+
+    def fd(self) -> int:
+        """The buffered descriptor, opened (for writing: the file created) on first use."""
+        if self._buffered is None:
+            try:
+                self._buffered = os.open(self._path, self._flags, 0o600)
+            except FileNotFoundError:
+                raise OSError(errno.EIO, f"staged data file {self._path} is missing") from None
+        return self._buffered
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        start, end = directio.whole_pages(offset, len(view))
+        direct = self._direct_fd() if end - start >= directio.DIRECT_MIN else None
+        if direct is None:
+            _write_all(self.fd(), view, offset)
+            return
+        if start > offset:
+            _write_all(self.fd(), view[:start - offset], offset)
+        try:
+            with directio.aligned_copy(view[start - offset:end - offset]) as copy:
+                _write_all(direct, copy, start)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._refused()
+            _write_all(self.fd(), view[start - offset:end - offset], start)
+        if end < offset + len(view):
+            _write_all(self.fd(), view[end - offset:], end)
+
+    def read(self, start: int, end: int) -> bytes:
+        into = bytearray(end - start)
+        view = memoryview(into)
+        first, last = directio.whole_pages(start, end - start)
+        direct = self._direct_fd() if last - first >= directio.DIRECT_MIN else None
+        if direct is None:
+            self._read_into(self.fd(), view, start)
+            return bytes(into)
+        if first > start:
+            self._read_into(self.fd(), view[:first - start], start)
+        try:
+            with directio.aligned_buffer(last - first) as aligned:
+                self._read_into(direct, aligned, first)
+                view[first - start:last - start] = aligned
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._refused()
+            self._read_into(self.fd(), view[first - start:last - start], first)
+        if last < end:
+            self._read_into(self.fd(), view[last - start:], last)
+        return bytes(into)
+
+    def _read_into(self, fd: int, view: memoryview, position: int) -> None:
+        done = 0
+        while done < len(view):
+            count = os.preadv(fd, [view[done:]], position + done)
+            if not count:
+                raise OSError(errno.EIO, f"staged data file {self._path} ends at {position + done}, "
+                              f"expected bytes up to {position + len(view)}")
+            done += count
+
+    def _refused(self) -> None:
+        """Opened, but the transfer was refused: buffered, here and from now on."""
+        directio.remember_refusal(self._path.parent)
+        if self._direct is not None:
+            os.close(self._direct)
+            self._direct = None
+
+    def _direct_fd(self) -> int | None:
+        if self._direct is None:
+            try:
+                self._direct = directio.open_direct(self._path, self._flags, 0o600, self._path.parent)
+            except FileNotFoundError:
+                raise OSError(errno.EIO, f"staged data file {self._path} is missing") from None
+        return self._direct
+
+    def close(self) -> None:
+        for fd in (self._buffered, self._direct):
+            if fd is not None:
+                os.close(fd)
+        self._buffered = self._direct = None
 
 
 def cut_file(path: Path, length: int) -> None:
