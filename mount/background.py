@@ -20,6 +20,7 @@ import trio
 
 from cache import CacheConfig
 from mount import daemon
+from mount.kernel import direct_writes_are_coherent
 from mount.options import MountOptions
 from vfs.backends import base
 from vfs.exclusions import DEFAULT_EXCLUDES
@@ -50,6 +51,7 @@ def settings_from(url: str, mountpoint: Path, options: MountOptions, password: s
     fs = FsConfig(
         uid=options.uid if options.uid is not None else os.getuid(),
         gid=options.gid if options.gid is not None else os.getgid(),
+        direct_writes=direct_writes_are_coherent(),
         **options.timeouts,
     )
     return daemon.MountSettings(

@@ -99,6 +99,11 @@ class FsConfig:
     listing_ttl: float = 30.0
     #: the longest any one request may take before it fails with ETIMEDOUT
     request_timeout: float = 60.0
+    #: write-only handles bypass the kernel's page cache (``direct_io``): a large
+    #: copy onto the mount then costs the kernel no page-cache copy of what it
+    #: writes.  Only safe where the kernel drops other handles' cached pages of a
+    #: range written that way (the mount decides: mount/kernel.py).
+    direct_writes: bool = False
 
 
 @dataclass

@@ -243,7 +243,9 @@ class Writing(Reading):
         if writable and record is not None:
             self.uploads.hold(record.id)
         node.open_handles += 1
-        return OpenFile(self._new_handle(handle), keep_cache=node.cached_version == node.entry.version)
+        write_only = (flags & os.O_ACCMODE) == os.O_WRONLY
+        return OpenFile(self._new_handle(handle), keep_cache=node.cached_version == node.entry.version,
+                        direct_io=write_only and self.config.direct_writes)
 
     # ------------------------------------------------------------ content
 

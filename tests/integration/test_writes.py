@@ -223,6 +223,37 @@ def test_writes_into_the_middle_change_only_those_bytes(place: Place) -> None:
     assert place.view.uploads_of(place.at("data.bin")) == 2  # the first version and the edit, once
 
 
+def test_readers_holding_the_file_open_see_what_a_write_only_handle_wrote(place: Place) -> None:
+    """Write-only handles bypass the kernel's page cache (mount/kernel.py): the
+    pages a reader (and its mapping) cached must be dropped, not served stale."""
+    import mmap
+
+    rng = random.Random(12)
+    model = bytearray(rng.randbytes(2 * MiB))
+    path = place.local / "shared.bin"
+    path.write_bytes(model)
+    reader = os.open(path, os.O_RDONLY)
+    try:
+        mapping = mmap.mmap(reader, len(model), prot=mmap.PROT_READ)
+        try:
+            assert os.pread(reader, len(model), 0) == model and mapping[:] == model  # now cached
+            writer = os.open(path, os.O_WRONLY)
+            try:
+                for offset, length in ((5000, 300_000), (MiB, MiB)):
+                    patch = rng.randbytes(length)
+                    assert os.pwrite(writer, patch, offset) == length
+                    model[offset:offset + length] = patch
+                    assert os.pread(reader, len(model), 0) == model
+                    assert mapping[:] == model
+            finally:
+                os.close(writer)
+        finally:
+            mapping.close()
+    finally:
+        os.close(reader)
+    place.portal_has("shared.bin", bytes(model))
+
+
 def test_a_write_past_the_end_leaves_a_gap_of_zeros(place: Place) -> None:
     path = place.local / "sparse.bin"
     path.write_bytes(b"head")

@@ -36,7 +36,7 @@ from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView
 from tests.unit.vfs.graph import CREATE, NEVER, Mounted, open_writable, refused
 from tests.unit.vfs.truth import in_thread, mkdir, portal_holds, upload
-from vfs.filesystem import RENAME_EXCHANGE, RENAME_NOREPLACE
+from vfs.filesystem import RENAME_EXCHANGE, RENAME_NOREPLACE, FsConfig
 from vfs.inodes import ROOT_INODE
 
 
@@ -182,6 +182,25 @@ async def test_touch_of_an_unchanged_portal_file_uploads_nothing(
     await drive.settled()
     assert drive.backend.statistics().count("upload") == 0
     assert view.uploads_of("doc.txt") == 1
+
+
+async def test_only_write_only_handles_bypass_the_kernel_page_cache_and_only_when_configured(
+    portal: PortalProcess, tmp_path: Path, view: PortalView
+) -> None:
+    for direct_writes in (True, False):
+        async with open_writable(portal, tmp_path / str(direct_writes),
+                                 config=FsConfig(direct_writes=direct_writes)) as drive:
+            opened, _ = await drive.fs.create(ROOT_INODE, f"direct-{direct_writes}.txt", CREATE)
+            assert opened.direct_io == direct_writes
+            await drive.fs.write(opened.handle, 0, b"written")
+            await drive.close(opened.handle)
+            inode = await drive.inode(f"direct-{direct_writes}.txt")
+            for flags, direct in ((os.O_WRONLY, direct_writes), (os.O_WRONLY | os.O_APPEND, direct_writes),
+                                  (os.O_RDWR, False), (os.O_RDONLY, False)):
+                opened = await drive.fs.open(inode, flags)
+                assert opened.direct_io == direct, (flags, direct_writes)
+                await drive.close(opened.handle)
+            await portal_holds(view, f"direct-{direct_writes}.txt", b"written")
 
 
 async def test_a_new_file_keeps_its_inode_and_lookup_count_when_it_gets_a_file_id(
