@@ -10,8 +10,11 @@ straight into the caller's buffer with the GIL released (about 1 s/GB, close
 to curl's), and several such transfers run at once on worker threads while
 the trio thread keeps serving the kernel.
 
-Scope.  Only ``GET``\\ s whose bodies are content are sent this way (see
-``Session.open(bulk=True)``); the XML API, logins and uploads stay on httpx.
+Scope.  Only requests whose bodies are content are sent this way (see
+``Session.open(bulk=True)``): ``GET``\\ s of content, and the uploads of
+large files, whose bodies the calling task hands to the worker a chunk at a
+time (:mod:`.bulk_body`; encrypting them cost the trio thread ~2 s/GB on
+httpx).  The XML API, logins and small uploads stay on httpx.
 The session layer does everything else as for httpx: cookies, expiry
 signals, error translation.  No bulk transport is made when a test injects
 an httpx transport or when the environment names a proxy for the portal
@@ -44,6 +47,7 @@ closes them itself.  Nothing of an aborted exchange goes back to the pool.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import socket
@@ -53,12 +57,13 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 import trio
 
 from vfs.backends.base import Transient
+from vfs.backends.ctera.bulk_body import BodyAbandoned, BodyPipe
 from vfs.backends.ctera.connection import KEEPALIVE_EXPIRY, POOL_CONNECTIONS, USER_AGENT, Timeouts
 from vfs.backends.ctera.errors import from_socket_error
 
@@ -77,6 +82,13 @@ _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, Broke
                      ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class _Outcome(Protocol[T_co]):
+    """What trio hands a thread's ``deliver`` callback: a value or an exception."""
+
+    def unwrap(self) -> T_co: ...
 
 
 def bulk_transport_for(base_url: str, context: ssl.SSLContext, timeouts: Timeouts) -> BulkTransport | None:
@@ -211,11 +223,31 @@ class BulkTransport:
         (default ``GET <target>``) names the request in those errors, for the
         body's reads too, and ``url`` (default :attr:`url`) the portal.
         """
+        return await self.send("GET", target, headers, what=what, url=url)
+
+    async def send(self, method: str, target: str, headers: Mapping[str, str], *,
+                   body: Callable[[], httpx.AsyncByteStream] | None = None, what: str | None = None,
+                   url: str | None = None) -> BulkResponse:
+        """Like :meth:`get`, for any method, with a request body streamed from ``body()``.
+
+        ``headers`` must give the body's ``content-length`` (it goes out
+        unchunked).  This task iterates the stream and hands its chunks to the
+        worker that sends them (:mod:`.bulk_body`), so whatever the stream
+        raises is raised here as it is, not as a transport error.  A request
+        with a body always goes on a new connection: one the portal closed
+        while it sat idle could not be told from a failure mid-body, and the
+        body cannot be sent twice.
+        """
         if not target.startswith("/") or not target.isascii():
             raise ValueError(f"not a percent-encoded request target: {target!r}")
-        exchange = _Exchange(what or f"GET {target}", url or self.url)
+        if body is not None and "content-length" not in {name.lower() for name in headers}:
+            raise ValueError("a streamed request body needs its content-length")
+        exchange = _Exchange(what or f"{method} {target}", url or self.url)
         all_headers = {"user-agent": USER_AGENT, **headers}
-        response = await self._in_thread(exchange, lambda: self._send(exchange, target, all_headers))
+        if body is None:
+            response = await self._in_thread(exchange, lambda: self._send(exchange, method, target, all_headers))
+        else:
+            response = await self._send_streamed(exchange, method, target, all_headers, body())
         return BulkResponse(self, exchange, response)
 
     def close(self) -> None:
@@ -228,13 +260,16 @@ class BulkTransport:
 
     # ------------------------------------------------------------ on the thread
 
-    def _send(self, exchange: _Exchange, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+    def _send(self, exchange: _Exchange, method: str, target: str, headers: dict[str, str],
+              body: BodyPipe | None = None) -> http.client.HTTPResponse:
         while True:
-            connection, reused = self._acquire(exchange)
+            connection, reused = self._acquire(exchange, fresh=body is not None)
             exchange.attach(connection)
             try:
-                connection.request("GET", target, headers=headers)
+                connection.request(method, target, body=None if body is None else body.chunks(), headers=headers)
                 exchange.response = connection.getresponse()
+            except BodyAbandoned:
+                raise exchange.abandoned() from None
             except _STALE_CONNECTION as exc:
                 if reused and not exchange.aborted:
                     log.debug("a kept-alive connection was closed by the portal (%r); reconnecting", exc)
@@ -245,13 +280,13 @@ class BulkTransport:
                 raise exchange.error(exc) from exc
             return exchange.response
 
-    def _acquire(self, exchange: _Exchange) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection (reused: True) or a newly connected one."""
+    def _acquire(self, exchange: _Exchange, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused: True) or a newly connected one (always, if ``fresh``)."""
         now = time.monotonic()
         with self._lock:
             if self._closed:
                 raise Transient("the connection pool is closed")
-            while self._idle:
+            while self._idle and not fresh:
                 connection, since = self._idle.pop()
                 if now - since < IDLE_EXPIRY:
                     return connection, True
@@ -283,6 +318,45 @@ class BulkTransport:
         connection.close()
 
     # ------------------------------------------------------------ trio side
+
+    async def _send_streamed(self, exchange: _Exchange, method: str, target: str, headers: dict[str, str],
+                             stream: httpx.AsyncByteStream) -> http.client.HTTPResponse:
+        """Send on a worker while this task produces the body into its pipe.
+
+        The worker is started without a trio task waiting for it (this one is
+        busy producing) and reports back through the token; cancelled or
+        failed here, the exchange is aborted and the worker left to finish.
+        """
+        token = trio.lowlevel.current_trio_token()
+        pipe = BodyPipe(token)
+        done = trio.Event()
+        results: list[_Outcome[http.client.HTTPResponse]] = []
+
+        def report(result: _Outcome[http.client.HTTPResponse]) -> None:  # on the trio thread
+            self._limiter.release_on_behalf_of(exchange)
+            results.append(result)
+            done.set()
+
+        def deliver(result: _Outcome[http.client.HTTPResponse]) -> None:  # on the worker
+            pipe.close()  # a producer still waiting for room stops producing
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(report, result)
+
+        await self._limiter.acquire_on_behalf_of(exchange)
+        trio.lowlevel.start_thread_soon(
+            lambda: exchange.run(lambda: self._send(exchange, method, target, headers, pipe)), deliver)
+        try:
+            async for chunk in stream:
+                if not await pipe.put(chunk):
+                    break  # the worker is done with the body: it failed, or the reply came first
+            else:
+                pipe.finish()
+            await done.wait()
+        except BaseException:
+            pipe.close()
+            exchange.abort()
+            raise
+        return results[0].unwrap()
 
     async def _in_thread(self, exchange: _Exchange, work: Callable[[], T]) -> T:
         try:

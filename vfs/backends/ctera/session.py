@@ -209,12 +209,12 @@ class Session:
         those are handled here.  Any other status, 2xx or not, is the caller's.
         Transport failures are raised as ``Transient``/``Unreachable``.
         ``body`` streams the request body instead of ``content`` (see the module
-        docstring); it is called once per send.  ``bulk`` (a body-less GET of
-        content) sends it through the bulk transport when there is one: the
-        response is then a :class:`~.bulk.BulkResponse`.
+        docstring); it is called once per send.  ``bulk`` (a GET of content, or
+        a request whose ``body`` is content) sends it through the bulk transport
+        when there is one: the response is then a :class:`~.bulk.BulkResponse`.
         """
-        if bulk and (method != "GET" or content is not None or body is not None):
-            raise ValueError("only a GET without a body can be sent as a bulk request")
+        if bulk and content is not None:
+            raise ValueError("a bulk request streams its body (body=), never content=")
         key = _request_key(method, path, content)
         renewed = False
         while True:
@@ -225,8 +225,8 @@ class Session:
             response: AnyResponse
             self.counters.requests[kind] += 1
             if bulk and self.bulk is not None:
-                response = await self.bulk.get(
-                    path, self._headers(self._session_id, headers), what=what, url=self.url
+                response = await self.bulk.send(
+                    method, path, self._headers(self._session_id, headers), body=body, what=what, url=self.url
                 )
             else:
                 response = await self._send(method, path, what=what, headers=headers, content=content, body=body)
@@ -258,13 +258,14 @@ class Session:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         body: BodyFactory | None = None,
+        bulk: bool = False,
     ) -> Reply:
         """Like :meth:`open`, with the body read (at most ``limit`` bytes, else ProtocolError).
 
         A non-2xx reply is raised as its ``BackendError``.
         """
         async with self.open(
-            method, path, kind=kind, what=what, headers=headers, content=content, body=body
+            method, path, kind=kind, what=what, headers=headers, content=content, body=body, bulk=bulk
         ) as response:
             if not response.is_success:
                 raise await self.error_of(response, what=what)

@@ -32,6 +32,11 @@ Subtleties:
   expired session before the body is sent again (a portal that is not
   willing to drain a large body before its 302 would otherwise just reset
   the connection, which looks like any other network failure).
+* **Large files go through the bulk transport** (:mod:`.bulk`, blocking
+  HTTP on a worker thread, which pulls each chunk from ``source()`` on the
+  trio side): on httpx, encrypting the body cost the trio thread, the one
+  that answers the kernel, ~2 s of CPU per GB.  Small files stay on httpx,
+  where a request costs no thread hops.
 * **Session expiry** answered with the 302 (after the portal drained the
   body) is handled by the session: it logs in and sends the body again from
   a fresh ``source()``.
@@ -72,6 +77,8 @@ __all__ = ["MultipartBody", "Stat", "Uploader"]
 
 #: The largest upload reply read (it is a two-field object).
 MAX_UPLOAD_REPLY = 64 << 10
+#: Uploads of this size or more go through the bulk transport (module docstring).
+BULK_UPLOAD_MIN = 1 << 20
 
 #: The item as the portal describes it now (with retries).
 Stat = Callable[[Path], Awaitable[RemoteEntry]]
@@ -209,6 +216,7 @@ class Uploader:
                     "content-length": str(len(head) + size + len(tail)),
                 },
                 body=body,
+                bulk=size >= BULK_UPLOAD_MIN,
             )
         finally:
             for stream in streams:
