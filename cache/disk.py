@@ -11,8 +11,8 @@ Shape:
   eviction decision are answered from it synchronously, which is what lets
   ``cached_bytes()`` and ``forget()`` be plain methods.
 * A single *writer task* applies the mirror's changes to disk in order:
-  block files (``blockfile``) and the SQLite index (``diskindex``), batched,
-  in worker threads. One writer means stores and deletes of the same block
+  block files and packs (``blockfile``) and the SQLite index (``diskindex``),
+  batched, in worker threads (``diskjobs``). One writer means stores and deletes of the same block
   can never be reordered, and the index connection is never used by two
   threads at once.
 * Reads (``load_many``) go straight to worker threads: they need no index,
@@ -25,7 +25,8 @@ Subtleties:
   is evicted or forgotten while pending, its delete is queued behind its
   store, so the writer writes and then deletes it: no leaked file.
 * The budget is reserved when a block is queued (evicting LRU blocks first),
-  so the directory never exceeds ``disk_bytes`` of block files.
+  so the directory does not exceed ``disk_bytes`` of block files and packs
+  (but for a moment, see the packs below).
 * At most ``disk_write_queue`` blocks wait for the writer; ``store()`` blocks
   beyond that. It is awaited by background fetch tasks, never by a reader,
   so a slow disk slows read-ahead, not reads.
@@ -38,12 +39,19 @@ Subtleties:
   first unsaved one. A crash loses at most that much recency, never data.
 * A block whose file is missing, short or fails its checksum is dropped and
   counted in ``corrupt_blocks``; the caller refetches it.
+* Small blocks of a batch are written together into one pack
+  (``blockfile``).  A pack's members are removed one by one (``forget``
+  must not take a whole folder's files with one of them), but its bytes stay
+  on disk until its last member is gone, so the budget counts a pack whole
+  from its writing to its death (``_packs``: bytes, members alive).  A
+  member evicted or forgotten while its batch was being written is written
+  dead: its bytes join its pack's, its row is deleted behind it, and if that
+  takes the tier over budget the batch's end evicts until it fits.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +63,7 @@ import trio
 from . import blockfile
 from .config import CacheConfig
 from .diskindex import DiskIndex, IndexRow, open_index
+from .diskjobs import Delete, DeletePack, Job, Store, Written, apply_jobs
 from .keys import BlockKey
 from .private_dir import open_off_loop
 from .stats import Counters
@@ -64,32 +73,27 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True, eq=False)
 class _Entry:
-    """One block of the mirror; compared by identity to detect replacement."""
+    """One block of the mirror; compared by identity to detect replacement.
+
+    ``file_size`` is what it takes on disk (as a file, or in its pack);
+    ``pack``/``offset`` say where a written small block is.
+    """
 
     name: str
     file_size: int
     used: int
     ready: bool
+    packed: bool = False
+    pack: str | None = None
+    offset: int = 0
 
 
 @dataclass(slots=True)
-class _Store:
-    """Writer job: write ``payload`` as the file of ``entry`` and insert its row."""
+class _Pack:
+    """A pack on disk: its bytes (dead members included) and its members alive."""
 
-    key: BlockKey
-    entry: _Entry
-    payload: bytes
-
-
-@dataclass(slots=True)
-class _Delete:
-    """Writer job: unlink a block file and delete its row."""
-
-    key: BlockKey
-    name: str
-
-
-_Job = _Store | _Delete
+    size: int
+    alive: int = 0
 
 
 class DiskTier:
@@ -104,7 +108,7 @@ class DiskTier:
     """
 
     def __init__(self, config: CacheConfig, counters: Counters, index: DiskIndex,
-                 rows: list[IndexRow]) -> None:
+                 rows: list[IndexRow], packs: dict[str, int]) -> None:
         self._root = index.root
         self._budget = config.disk_bytes
         self._flush_interval = config.index_flush_interval
@@ -112,13 +116,20 @@ class DiskTier:
         self._index = index
         self._entries: OrderedDict[BlockKey, _Entry] = OrderedDict()
         self._objects: dict[str, dict[str, set[int]]] = {}
-        self._used = 0
+        self._packs = {pack: _Pack(size) for pack, size in packs.items()}
+        self._used = sum(packs.values())
         self._stamp = 0
         for row in rows:  # least recently used first
-            self._add(row.key, _Entry(row.name, row.file_size, row.used, ready=True))
+            entry = _Entry(row.name, row.file_size, row.used, ready=True, packed=row.pack is not None,
+                           pack=row.pack, offset=row.offset)
+            self._add(row.key, entry)
+            if row.pack is None:
+                self._used += row.file_size
+            else:
+                self._packs[row.pack].alive += 1
             self._stamp = max(self._stamp, row.used)
         self._touched: dict[BlockKey, int] = {}
-        self._jobs: list[_Job] = []
+        self._jobs: list[Job] = []
         self._wakeup = trio.Event()
         self._slots = trio.Semaphore(config.disk_write_queue)
         self._warned: set[int | str] = set()
@@ -175,20 +186,27 @@ class DiskTier:
         return found
 
     def _read_files(self, todo: list[tuple[BlockKey, _Entry, int]]) -> list[bytes | Exception]:
-        """Worker thread: read and verify each file."""
+        """Worker thread: read and verify each block (each pack opened once)."""
         results: list[bytes | Exception] = []
-        for _, entry, expected in todo:
-            try:
-                results.append(blockfile.read_block_file(self._root, entry.name, expected))
-            except (OSError, blockfile.CorruptBlock) as exc:
-                results.append(exc)
+        packs = blockfile.PackReader(self._root)
+        try:
+            for _, entry, expected in todo:
+                try:
+                    if entry.pack is None:
+                        results.append(blockfile.read_block_file(self._root, entry.name, expected))
+                    else:
+                        results.append(packs.read(entry.pack, entry.offset, entry.name, expected))
+                except (OSError, blockfile.CorruptBlock) as exc:
+                    results.append(exc)
+        finally:
+            packs.close()
         return results
 
     # -- changes -------------------------------------------------------------
 
     async def store(self, key: BlockKey, payload: bytes) -> None:
         """Queue ``payload`` to be written as ``key``; waits while the queue is full."""
-        size = blockfile.file_size(len(payload))
+        size = blockfile.stored_size(len(payload))
         if size > self._budget or key in self._entries:
             return
         await self._slots.acquire()
@@ -197,9 +215,11 @@ class DiskTier:
             return
         self._evict_until_fits(size)
         self._stamp += 1
-        entry = _Entry(blockfile.block_name(key), size, self._stamp, ready=False)
+        entry = _Entry(blockfile.block_name(key), size, self._stamp, ready=False,
+                       packed=blockfile.is_packed(len(payload)))
         self._add(key, entry)
-        self._jobs.append(_Store(key, entry, payload))
+        self._used += size  # reserved until written, then the pack's or the file's
+        self._jobs.append(Store(key, entry, payload))
         self._wakeup.set()
 
     def forget(self, object_id: str, keep_version: str | None = None) -> None:
@@ -226,13 +246,16 @@ class DiskTier:
         self._touched[key] = self._stamp
 
     def _add(self, key: BlockKey, entry: _Entry) -> None:
+        """Into the mirror; the caller accounts for its bytes."""
         self._entries[key] = entry
-        self._used += entry.file_size
         self._objects.setdefault(key.object_id, {}).setdefault(key.version, set()).add(key.index)
 
     def _remove(self, key: BlockKey, *, queue_delete: bool = True) -> None:
         entry = self._entries.pop(key)
-        self._used -= entry.file_size
+        if entry.pack is None:
+            self._used -= entry.file_size  # a file, or a reservation not yet written
+        else:
+            self._member_gone(entry.pack)
         self._touched.pop(key, None)
         versions = self._objects[key.object_id]
         versions[key.version].discard(key.index)
@@ -241,7 +264,17 @@ class DiskTier:
             if not versions:
                 del self._objects[key.object_id]
         if queue_delete:
-            self._jobs.append(_Delete(key, entry.name))
+            self._jobs.append(Delete(key, None if entry.packed else entry.name))
+            self._wakeup.set()
+
+    def _member_gone(self, pack: str) -> None:
+        """One member of ``pack`` less; the last one takes the pack with it."""
+        held = self._packs[pack]
+        held.alive -= 1
+        if held.alive == 0:
+            del self._packs[pack]
+            self._used -= held.size
+            self._jobs.append(DeletePack(pack))
             self._wakeup.set()
 
     # -- the writer ----------------------------------------------------------
@@ -259,6 +292,10 @@ class DiskTier:
             self._wakeup = trio.Event()
             await self.write_batch()
 
+    def has_work(self) -> bool:
+        """Whether changes wait for the writer."""
+        return bool(self._jobs or self._touched)
+
     async def write_batch(self) -> None:
         """Write everything queued so far (also used to drain at close)."""
         jobs, self._jobs = self._jobs, []
@@ -267,17 +304,28 @@ class DiskTier:
             return
         # Not abandonable: cancellation waits for the batch, so the index is
         # never closed under a running thread.
-        outcomes, index_error = await trio.to_thread.run_sync(self._apply, jobs, touched)
+        outcomes, index_error = await trio.to_thread.run_sync(apply_jobs, self._root, self._index,
+                                                              jobs, touched)
         if index_error is not None:
             self._warn_once("index", "cache index cannot be updated (%s); "
                             "blocks stay usable until restart", index_error)
+        written_packs: set[str] = set()
         for job, outcome in zip(jobs, outcomes):
-            if not isinstance(job, _Store):
+            if not isinstance(job, Store):
                 continue
             self._slots.release()
             current = self._entries.get(job.key) is job.entry
-            if outcome is None:
+            if isinstance(outcome, Written):
                 self._counters.disk_writes += 1
+                if outcome.pack is not None:
+                    written_packs.add(outcome.pack)
+                    held = self._packs.setdefault(outcome.pack, _Pack(0))
+                    held.size += job.entry.file_size
+                    if current:
+                        held.alive += 1
+                        job.entry.pack, job.entry.offset = outcome.pack, outcome.offset
+                    else:
+                        self._used += job.entry.file_size  # written dead: its bytes are the pack's now
                 if current:
                     job.entry.ready = True
             else:
@@ -286,41 +334,13 @@ class DiskTier:
                                 "keeping such blocks in memory only", outcome)
                 if current:
                     self._remove(job.key, queue_delete=False)
-
-    def _apply(self, jobs: list[_Job], touched: dict[BlockKey, int]
-               ) -> tuple[list[OSError | None], sqlite3.Error | None]:
-        """Worker thread: files first, then one index transaction."""
-        outcomes: list[OSError | None] = []
-        for job in jobs:
-            if isinstance(job, _Store):
-                try:
-                    blockfile.write_block_file(self._root, job.entry.name, job.payload)
-                except OSError as exc:
-                    outcomes.append(exc)
-                else:
-                    outcomes.append(None)
-            else:
-                try:
-                    blockfile.remove_block_file(self._root, job.name)
-                except OSError as exc:  # the next start's reconcile retries it
-                    log.debug("cache: cannot delete block file %s: %s", job.name, exc)
-                outcomes.append(None)
-        index = self._index
-        try:
-            index.begin()
-            for job, outcome in zip(jobs, outcomes):
-                if isinstance(job, _Delete):
-                    index.delete(job.key)
-                elif outcome is None:
-                    index.insert(IndexRow(job.key, job.entry.name, job.entry.file_size,
-                                          job.entry.used))
-            for key, used in touched.items():
-                index.touch(key, used)
-            index.commit()
-        except sqlite3.Error as exc:
-            index.rollback()
-            return outcomes, exc
-        return outcomes, None
+        for pack in written_packs:
+            if self._packs[pack].alive == 0:  # every member was gone before it was written
+                self._packs[pack].alive = 1
+                self._member_gone(pack)
+        # Members written dead count until their pack dies, which may take
+        # the tier over budget: evict until it fits again.
+        self._evict_until_fits(0)
 
     def _warn_once(self, what: int | str, message: str, *args: object) -> None:
         if what not in self._warned:
@@ -333,9 +353,10 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
     """Open the tier in ``config.disk_dir``; on a clean exit, drain the queue."""
     assert config.disk_dir is not None
     root: Path = config.disk_dir
-    index, rows = await open_off_loop(lambda: open_index(root, config.block_size), lambda opened: opened[0].close())
+    index, rows, packs = await open_off_loop(lambda: open_index(root, config.block_size),
+                                             lambda opened: opened[0].close())
     try:
-        tier = DiskTier(config, counters, index, rows)
+        tier = DiskTier(config, counters, index, rows, packs)
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tier.run_writer)
@@ -346,8 +367,10 @@ async def open_disk_tier(config: CacheConfig, counters: Counters) -> AsyncIterat
             nursery.cancel_scope.cancel()
         if body_error is not None:
             raise body_error
-        # A clean exit: save what is still queued and the LRU order.
-        await tier.write_batch()
+        # A clean exit: save what is still queued and the LRU order (twice at
+        # most: the first batch may leave a pack whose members all died meanwhile).
+        while tier.has_work():
+            await tier.write_batch()
     finally:
         # Closing checkpoints the WAL, which is disk I/O: do it in a thread,
         # shielded because it is short and must happen however we leave.

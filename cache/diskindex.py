@@ -12,8 +12,9 @@ Crash consistency, given that files and rows cannot change together: the
 writer changes the files of a batch first and then commits the batch's rows
 in one transaction. A crash in between leaves files without rows (new
 blocks) or rows without files (deleted blocks); ``open_index`` reconciles
-both ways: files without a row (and leftovers in ``tmp/``) are deleted, rows
-without a file or with a file of the wrong size are dropped. Damage inside a
+both ways: files and packs without a row (and leftovers in ``tmp/``) are
+deleted, rows without a file or with a file of the wrong size, and rows of
+packs that are missing or too short to hold them, are dropped. Damage inside a
 file is left to the checksum on read. WAL with ``synchronous=NORMAL`` may
 lose the last commits on a power loss, which only leaves more of the same
 mismatches.
@@ -41,24 +42,26 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .blockfile import BLOCKS_DIR, TMP_DIR, block_path
+from .blockfile import BLOCKS_DIR, PACKS_DIR, TMP_DIR, block_path, pack_path
 from .keys import BlockKey
 from .private_dir import claim
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"  # 2: block files with a header page (blockfile.py)
+SCHEMA_VERSION = "3"  # 2: block files with a header page; 3: small blocks in packs (blockfile.py)
 INDEX_FILE = "index.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
 class IndexRow:
-    """One block file known to the index."""
+    """One block known to the index: a file of its own, or a member of ``pack`` at ``offset``."""
 
     key: BlockKey
     name: str
     file_size: int
     used: int
+    pack: str | None = None
+    offset: int = 0
 
 
 class DiskIndex:
@@ -80,9 +83,9 @@ class DiskIndex:
 
     def insert(self, row: IndexRow) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO blocks (object_id, version, idx, name, file_size, used)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (*row.key, row.name, row.file_size, row.used),
+            "INSERT OR REPLACE INTO blocks (object_id, version, idx, name, file_size, used, pack, offset)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row.key, row.name, row.file_size, row.used, row.pack, row.offset),
         )
 
     def delete(self, key: BlockKey) -> None:
@@ -110,37 +113,38 @@ class DiskIndex:
             os.close(self._lock_fd)  # releases the flock
 
 
-def open_index(root: Path, block_size: int) -> tuple[DiskIndex, list[IndexRow]]:
+def open_index(root: Path, block_size: int) -> tuple[DiskIndex, list[IndexRow], dict[str, int]]:
     """Prepare ``root``, lock it, open the index, reconcile it with the files.
 
-    Returns the index and its rows, least recently used first.
+    Returns the index, its rows (least recently used first) and the size
+    of every pack they use.
     """
-    lock_fd = claim(root, what="cache", subdirs=(BLOCKS_DIR, TMP_DIR))
+    lock_fd = claim(root, what="cache", subdirs=(BLOCKS_DIR, TMP_DIR, PACKS_DIR))
     try:
         try:
-            db, rows = _connect(root, block_size)
+            db, rows, packs = _connect(root, block_size)
         except sqlite3.DatabaseError as exc:
             # A damaged index is no reason to refuse to mount: start afresh.
             log.warning("cache index in %s is unusable (%s); emptying the cache", root, exc)
             for suffix in ("", "-wal", "-shm", "-journal"):
                 (root / (INDEX_FILE + suffix)).unlink(missing_ok=True)
-            db, rows = _connect(root, block_size)
+            db, rows, packs = _connect(root, block_size)
     except BaseException:
         os.close(lock_fd)
         raise
-    return DiskIndex(root, db, lock_fd), rows
+    return DiskIndex(root, db, lock_fd), rows, packs
 
 
-def _connect(root: Path, block_size: int) -> tuple[sqlite3.Connection, list[IndexRow]]:
+def _connect(root: Path, block_size: int) -> tuple[sqlite3.Connection, list[IndexRow], dict[str, int]]:
     db = sqlite3.connect(root / INDEX_FILE, isolation_level=None, check_same_thread=False)
     try:
-        return db, _load(root, db, block_size)
+        return (db, *_load(root, db, block_size))
     except BaseException:
         db.close()
         raise
 
 
-def _load(root: Path, db: sqlite3.Connection, block_size: int) -> list[IndexRow]:
+def _load(root: Path, db: sqlite3.Connection, block_size: int) -> tuple[list[IndexRow], dict[str, int]]:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -150,8 +154,9 @@ def _load(root: Path, db: sqlite3.Connection, block_size: int) -> list[IndexRow]
         if found:
             log.info("cache directory %s was made with %s; emptying it", root, found)
         db.execute("DROP TABLE IF EXISTS blocks")
-        shutil.rmtree(root / BLOCKS_DIR, ignore_errors=True)
-        (root / BLOCKS_DIR).mkdir(mode=0o700, exist_ok=True)
+        for folder in (BLOCKS_DIR, PACKS_DIR):
+            shutil.rmtree(root / folder, ignore_errors=True)
+            (root / folder).mkdir(mode=0o700, exist_ok=True)
         db.execute("BEGIN")
         db.execute("DELETE FROM meta")
         db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
@@ -160,19 +165,21 @@ def _load(root: Path, db: sqlite3.Connection, block_size: int) -> list[IndexRow]
         "CREATE TABLE IF NOT EXISTS blocks ("
         " object_id TEXT NOT NULL, version TEXT NOT NULL, idx INTEGER NOT NULL,"
         " name TEXT NOT NULL, file_size INTEGER NOT NULL, used INTEGER NOT NULL,"
+        " pack TEXT, offset INTEGER NOT NULL,"
         " PRIMARY KEY (object_id, version, idx)) WITHOUT ROWID"
     )
     rows = [
-        IndexRow(BlockKey(object_id, version, idx), name, size, used)
-        for object_id, version, idx, name, size, used in db.execute(
-            "SELECT object_id, version, idx, name, file_size, used FROM blocks ORDER BY used"
+        IndexRow(BlockKey(object_id, version, idx), name, size, used, pack, offset)
+        for object_id, version, idx, name, size, used, pack, offset in db.execute(
+            "SELECT object_id, version, idx, name, file_size, used, pack, offset FROM blocks ORDER BY used"
         )
     ]
     return _reconcile(root, db, rows)
 
 
-def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> list[IndexRow]:
-    """Make files and rows agree; see the module docstring."""
+def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> tuple[list[IndexRow], dict[str, int]]:
+    """Make files and rows agree; see the module docstring.  A pack must hold
+    each of its rows' bytes; one that no row uses is deleted."""
     for leftover in os.scandir(root / TMP_DIR):
         os.unlink(leftover.path)
     on_disk: dict[str, tuple[str, int]] = {}
@@ -182,9 +189,19 @@ def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> list
             continue
         for entry in os.scandir(fan.path):
             on_disk[entry.name] = (entry.path, entry.stat(follow_symlinks=False).st_size)
+    packs = {entry.name: entry.stat(follow_symlinks=False).st_size for entry in os.scandir(root / PACKS_DIR)}
+    used_packs: dict[str, int] = {}
     kept: list[IndexRow] = []
     stale: list[BlockKey] = []
     for row in rows:
+        if row.pack is not None:
+            size = packs.get(row.pack)
+            if size is not None and row.offset + row.file_size <= size:
+                kept.append(row)
+                used_packs[row.pack] = size
+            else:
+                stale.append(row.key)
+            continue
         found = on_disk.pop(row.name, None)
         if found is not None and found[0] == str(block_path(root, row.name)) \
                 and found[1] == row.file_size:
@@ -195,6 +212,8 @@ def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> list
                 os.unlink(found[0])
     for orphan_path, _ in on_disk.values():
         os.unlink(orphan_path)
+    for pack in packs.keys() - used_packs.keys():
+        os.unlink(pack_path(root, pack))
     if stale:
         log.info("cache index: dropping %d rows whose block file is missing or resized", len(stale))
         db.execute("BEGIN")
@@ -205,4 +224,4 @@ def _reconcile(root: Path, db: sqlite3.Connection, rows: list[IndexRow]) -> list
         db.execute("COMMIT")
     if on_disk:
         log.info("cache index: deleted %d block files without an index row", len(on_disk))
-    return kept
+    return kept, used_packs

@@ -22,7 +22,7 @@ from tests.support.waiting import until
 
 from .fakes import FakeSource, make_bytes
 
-BS = 4096
+BS = blockfile.PACK_MAX  # whole blocks get files of their own (small ones: test_disk_packs.py)
 FILE = blockfile.file_size(BS)  # bytes on disk of one whole block
 
 

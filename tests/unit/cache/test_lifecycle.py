@@ -74,4 +74,4 @@ async def test_statistics_report_disk_use(disk_dir: Path) -> None:
                     and cache._disk.contains(block_key(source.key, 1)))
         stats = cache.statistics()
     assert stats.disk_blocks == 2 and stats.disk_writes == 2
-    assert stats.disk_bytes == blockfile.file_size(BS) + blockfile.file_size(10)
+    assert stats.disk_bytes == blockfile.stored_size(BS) + blockfile.stored_size(10)

@@ -33,7 +33,7 @@ async def test_concurrent_reads_over_tiny_tiers_and_restarts_stay_exact(
         memory_blocks: int, disk_blocks: int) -> None:
     v1 = FakeSource(make_bytes(SIZE, seed), version="v1")
     v2 = FakeSource(make_bytes(SIZE, seed + 1), version="v2")
-    budget = disk_blocks * blockfile.file_size(BS)
+    budget = disk_blocks * blockfile.stored_size(BS)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = CacheConfig(block_size=BS, memory_bytes=memory_blocks * BS,
                           disk_dir=Path(tmp) / "cache", disk_bytes=budget,
@@ -65,12 +65,15 @@ async def test_concurrent_reads_over_tiny_tiers_and_restarts_stay_exact(
                 source = v2 if newer else v1
                 assert results[i] == source.data[offset:offset + length], i
             files = [p for p in (Path(tmp) / "cache" / "blocks").rglob("*") if p.is_file()]
-            assert sum(p.stat().st_size for p in files) <= budget
+            packs = list((Path(tmp) / "cache" / "packs").iterdir())
+            assert sum(p.stat().st_size for p in files + packs) <= budget
             assert list((Path(tmp) / "cache" / "tmp").iterdir()) == []
-            # After a clean close the index and the files agree exactly.
+            # After a clean close the index and the files agree exactly: every
+            # block file and every pack is used by a row, and every row's file is there.
             db = sqlite3.connect(Path(tmp) / "cache" / "index.sqlite3")
             try:
-                names = {name for (name,) in db.execute("SELECT name FROM blocks")}
+                rows = db.execute("SELECT name, pack FROM blocks").fetchall()
             finally:
                 db.close()
-            assert names == {p.name for p in files}
+            assert {name for name, pack in rows if pack is None} == {p.name for p in files}
+            assert {pack for _, pack in rows if pack is not None} == {p.name for p in packs}
