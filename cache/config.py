@@ -45,7 +45,8 @@ class CacheConfig:
     """Most bytes of small objects ``fetch_together`` asks for in one request
     (0: never fetch objects together)."""
     disk_write_queue: int = 8
-    """Blocks waiting to be written to disk at most; fetchers wait beyond that."""
+    """Whole blocks' worth of bytes waiting to be written to disk at most;
+    fetchers wait beyond that."""
     index_flush_interval: float = 30.0
     """Seconds between saves of the disk tier's LRU order when only reads happen."""
 

@@ -27,9 +27,12 @@ Subtleties:
 * The budget is reserved when a block is queued (evicting LRU blocks first),
   so the directory does not exceed ``disk_bytes`` of block files and packs
   (but for a moment, see the packs below).
-* At most ``disk_write_queue`` blocks wait for the writer; ``store()`` blocks
-  beyond that. It is awaited by background fetch tasks, never by a reader,
-  so a slow disk slows read-ahead, not reads.
+* At most ``disk_write_queue`` whole blocks' worth of bytes wait for the
+  writer; ``store()`` waits beyond that.  Bytes, not blocks, so that the
+  small blocks of a folder fetched together (hundreds of KiB-sized files)
+  go into a few packs rather than one per few blocks.  It is awaited by
+  background fetch tasks, never by a reader, so a slow disk slows
+  read-ahead, not reads.
 * A write that fails (``ENOSPC``, ``EDQUOT``, ``EIO``…) drops only that block
   from the tier — it stays in memory — and is logged once per errno. An
   index error (SQLite cannot write either) is logged once; the files stay
@@ -131,7 +134,9 @@ class DiskTier:
         self._touched: dict[BlockKey, int] = {}
         self._jobs: list[Job] = []
         self._wakeup = trio.Event()
-        self._slots = trio.Semaphore(config.disk_write_queue)
+        self._queue_limit = config.disk_write_queue * config.block_size
+        self._queued = 0  # payload bytes in _jobs (and in the batch being written)
+        self._drained = trio.Event()  # set (and replaced) whenever a batch is written
         self._warned: set[int | str] = set()
         # A budget cut between runs takes effect at once.
         self._evict_until_fits(0)
@@ -209,10 +214,11 @@ class DiskTier:
         size = blockfile.stored_size(len(payload))
         if size > self._budget or key in self._entries:
             return
-        await self._slots.acquire()
+        while self._queued and self._queued + len(payload) > self._queue_limit:
+            await self._drained.wait()
         if key in self._entries:  # stored by someone else while we waited
-            self._slots.release()
             return
+        self._queued += len(payload)
         self._evict_until_fits(size)
         self._stamp += 1
         entry = _Entry(blockfile.block_name(key), size, self._stamp, ready=False,
@@ -302,10 +308,12 @@ class DiskTier:
         touched, self._touched = self._touched, {}
         if not jobs and not touched:
             return
-        # Not abandonable: cancellation waits for the batch, so the index is
-        # never closed under a running thread.
-        outcomes, index_error = await trio.to_thread.run_sync(apply_jobs, self._root, self._index,
-                                                              jobs, touched)
+        # Shielded: the jobs are taken, so a cancellation (the writer stopped
+        # at close) waits for the batch instead of dropping it before the
+        # thread starts, and the index is never closed under a running thread.
+        with trio.CancelScope(shield=True):
+            outcomes, index_error = await trio.to_thread.run_sync(apply_jobs, self._root, self._index,
+                                                                  jobs, touched)
         if index_error is not None:
             self._warn_once("index", "cache index cannot be updated (%s); "
                             "blocks stay usable until restart", index_error)
@@ -313,7 +321,7 @@ class DiskTier:
         for job, outcome in zip(jobs, outcomes):
             if not isinstance(job, Store):
                 continue
-            self._slots.release()
+            self._queued -= len(job.payload)
             current = self._entries.get(job.key) is job.entry
             if isinstance(outcome, Written):
                 self._counters.disk_writes += 1
@@ -341,6 +349,8 @@ class DiskTier:
         # Members written dead count until their pack dies, which may take
         # the tier over budget: evict until it fits again.
         self._evict_until_fits(0)
+        self._drained.set()
+        self._drained = trio.Event()
 
     def _warn_once(self, what: int | str, message: str, *args: object) -> None:
         if what not in self._warned:
