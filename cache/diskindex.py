@@ -76,27 +76,28 @@ class DiskIndex:
         self._db = connection
         self._lock_fd = lock_fd
 
-    # -- changes, applied in one transaction per batch ------------------------
+    # -- changes, applied in one transaction per batch (each call one statement
+    #    over many rows: a statement per row was a tenth of a small file's CPU)
 
     def begin(self) -> None:
         self._db.execute("BEGIN")
 
-    def insert(self, row: IndexRow) -> None:
-        self._db.execute(
+    def insert(self, rows: list[IndexRow]) -> None:
+        self._db.executemany(
             "INSERT OR REPLACE INTO blocks (object_id, version, idx, name, file_size, used, pack, offset)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*row.key, row.name, row.file_size, row.used, row.pack, row.offset),
+            [(*row.key, row.name, row.file_size, row.used, row.pack, row.offset) for row in rows],
         )
 
-    def delete(self, key: BlockKey) -> None:
-        self._db.execute(
-            "DELETE FROM blocks WHERE object_id = ? AND version = ? AND idx = ?", tuple(key)
+    def delete(self, keys: list[BlockKey]) -> None:
+        self._db.executemany(
+            "DELETE FROM blocks WHERE object_id = ? AND version = ? AND idx = ?", [tuple(key) for key in keys]
         )
 
-    def touch(self, key: BlockKey, used: int) -> None:
-        self._db.execute(
+    def touch(self, stamps: dict[BlockKey, int]) -> None:
+        self._db.executemany(
             "UPDATE blocks SET used = ? WHERE object_id = ? AND version = ? AND idx = ?",
-            (used, *key),
+            [(used, *key) for key, used in stamps.items()],
         )
 
     def commit(self) -> None:

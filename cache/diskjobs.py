@@ -104,14 +104,25 @@ def apply_jobs(root: Path, index: DiskIndex, jobs: list[Job], touched: dict[Bloc
                 log.debug("cache: cannot delete %s: %s", job, exc)
     try:
         index.begin()
+        # Runs of inserts and of deletes, in job order: a block may be stored
+        # again after its delete, or be deleted right after its store.
+        inserts: list[IndexRow] = []
+        deletes: list[BlockKey] = []
         for job, outcome in zip(jobs, outcomes):
             if isinstance(job, Delete):
-                index.delete(job.key)
+                if inserts:
+                    index.insert(inserts)
+                    inserts = []
+                deletes.append(job.key)
             elif isinstance(job, Store) and isinstance(outcome, Written):
-                index.insert(IndexRow(job.key, job.entry.name, job.entry.file_size, job.entry.used,
-                                      outcome.pack, outcome.offset))
-        for key, used in touched.items():
-            index.touch(key, used)
+                if deletes:
+                    index.delete(deletes)
+                    deletes = []
+                inserts.append(IndexRow(job.key, job.entry.name, job.entry.file_size, job.entry.used,
+                                        outcome.pack, outcome.offset))
+        index.insert(inserts)
+        index.delete(deletes)
+        index.touch(touched)
         index.commit()
     except sqlite3.Error as exc:
         index.rollback()
