@@ -58,6 +58,22 @@ def spy_on_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]
     return seen
 
 
+def fail_direct(monkeypatch: pytest.MonkeyPatch, owner: object, call: str, error: int) -> list[int]:
+    """Make ``owner.call(fd, data, offset)`` fail with ``error`` on ``O_DIRECT``
+    descriptors (others go through); the offsets it refused."""
+    real = getattr(owner, call)
+    refused: list[int] = []
+
+    def failing(fd: int, data: object, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(error, os.strerror(error))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(owner, call, failing)
+    return refused
+
+
 def test_writes_of_every_shape_land_in_place(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = spy_on_writes(monkeypatch)
     path = stagingdata.data_path(data_dir.parent, 1)
@@ -91,16 +107,7 @@ def test_a_filesystem_refusing_o_direct_at_open_is_asked_once(
 
 
 def test_a_refused_direct_write_is_written_buffered(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = stagingdata.write_at
-    refused: list[int] = []
-
-    def refuse_direct(fd: int, data: bytes | memoryview, offset: int) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            refused.append(offset)
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(stagingdata, "write_at", refuse_direct)
+    refused = fail_direct(monkeypatch, stagingdata, "write_at", errno.EINVAL)
     path = stagingdata.data_path(data_dir.parent, 3)
     check(path, apply_all(path))
     assert refused == [0]  # the first direct write; none asked after it
@@ -110,14 +117,7 @@ def test_a_refused_direct_write_is_written_buffered(data_dir: Path, monkeypatch:
 def test_a_direct_write_failing_cuts_the_file_back(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = stagingdata.data_path(data_dir.parent, 4)
     stagingdata.write_pieces(path, [(0, b"kept" * 100)], 0)
-    real = stagingdata.write_at
-
-    def full_disk(fd: int, data: bytes | memoryview, offset: int) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(stagingdata, "write_at", full_disk)
+    fail_direct(monkeypatch, stagingdata, "write_at", errno.ENOSPC)
     with pytest.raises(OSError) as excinfo:
         stagingdata.write_pieces(path, [(400, b"h" * 10), (400 + PAGE * 20, b"x" * 2 * BIG)], 400)
     assert excinfo.value.errno == errno.ENOSPC
@@ -155,16 +155,7 @@ def test_reads_of_every_shape_return_the_bytes_written(data_dir: Path, monkeypat
 def test_a_refused_direct_read_is_read_buffered(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = stagingdata.data_path(data_dir.parent, 6)
     expected = apply_all(path)
-    real = os.preadv
-    refused: list[int] = []
-
-    def refuse_direct(fd: int, buffers: list[memoryview], offset: int) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            refused.append(offset)
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return real(fd, buffers, offset)
-
-    monkeypatch.setattr(os, "preadv", refuse_direct)
+    refused = fail_direct(monkeypatch, os, "preadv", errno.EINVAL)
     assert stagingdata.read_ranges(path, [(0, len(expected)), (PAGE, PAGE + BIG)]) == \
         [bytes(expected), bytes(expected[PAGE:PAGE + BIG])]
     assert refused == [0]
