@@ -51,7 +51,7 @@ Subtleties:
   benchmarks run on, more than everything else a small file's read costs
   the mount; a pack costs about a microsecond per member, and the disk
   tier needs no page of padding per small file either.  A pack is written
-  in one ``write`` directly under its final name: until the disk tier's
+  from one buffer directly under its final name: until the disk tier's
   index lists its members it is nobody's, and a pack without index rows is
   deleted at the next start like any other leftover.  (When packs die is
   the disk tier's business: see ``disk``.)

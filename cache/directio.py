@@ -30,6 +30,7 @@ Everything here blocks: callers run it in worker threads.
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import threading
@@ -39,6 +40,8 @@ from pathlib import Path
 
 __all__ = ["DIRECT_MIN", "PAGE", "aligned_buffer", "aligned_copy", "forget_refusal", "open_direct", "refuses",
            "remember_refusal", "whole_pages"]
+
+log = logging.getLogger(__name__)
 
 #: The alignment of direct writes (file offsets, lengths and memory).
 PAGE = 4096
@@ -53,8 +56,10 @@ class _AlignedBuffer(threading.local):
 
     def at_least(self, size: int) -> mmap.mmap:
         if self.buffer is None or len(self.buffer) < size:
-            if self.buffer is not None:
-                self.buffer.close()
+            # The old buffer is dropped, not closed: a view of it may outlive
+            # its use (one in the traceback of a failed write, say), and
+            # closing an mmap with views raises BufferError.  It is freed
+            # with its last view.
             self.buffer = mmap.mmap(-1, max(size, PAGE))
         return self.buffer
 
@@ -71,6 +76,8 @@ def refuses(directory: Path) -> bool:
 
 
 def remember_refusal(directory: Path) -> None:
+    if directory not in _refusing:
+        log.info("%s refuses O_DIRECT; writing and reading there through the page cache", directory)
     _refusing.add(directory)
 
 
@@ -93,7 +100,7 @@ def open_direct(path: Path, flags: int, mode: int, directory: Path) -> int | Non
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        _refusing.add(directory)
+        remember_refusal(directory)
         return None
 
 

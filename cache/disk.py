@@ -46,10 +46,14 @@ Subtleties:
   (``blockfile``).  A pack's members are removed one by one (``forget``
   must not take a whole folder's files with one of them), but its bytes stay
   on disk until its last member is gone, so the budget counts a pack whole
-  from its writing to its death (``_packs``: bytes, members alive).  A
-  member evicted or forgotten while its batch was being written is written
-  dead: its bytes join its pack's, its row is deleted behind it, and if that
-  takes the tier over budget the batch's end evicts until it fits.
+  from its writing to its death (``_packs``: bytes, members alive).
+  Eviction for space therefore takes a victim's whole pack: one member at a
+  time would free nothing until the last, and could empty every other pack
+  of its cold members first.  A block dropped before its batch is taken is
+  not written at all; one dropped while its batch is being written is
+  written dead: its bytes join its pack's, its row is deleted behind it,
+  and if that takes the tier over budget the batch's end evicts until it
+  fits.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -96,7 +100,7 @@ class _Pack:
     """A pack on disk: its bytes (dead members included) and its members alive."""
 
     size: int
-    alive: int = 0
+    members: set[BlockKey] = field(default_factory=set)
 
 
 class DiskTier:
@@ -129,7 +133,7 @@ class DiskTier:
             if row.pack is None:
                 self._used += row.file_size
             else:
-                self._packs[row.pack].alive += 1
+                self._packs[row.pack].members.add(row.key)
             self._stamp = max(self._stamp, row.used)
         self._touched: dict[BlockKey, int] = {}
         self._jobs: list[Job] = []
@@ -239,9 +243,11 @@ class DiskTier:
 
     def _evict_until_fits(self, size: int) -> None:
         while self._entries and self._used + size > self._budget:
-            oldest = next(iter(self._entries))
-            self._remove(oldest)
-            self._counters.disk_evictions += 1
+            oldest, entry = next(iter(self._entries.items()))
+            doomed = [oldest] if entry.pack is None else list(self._packs[entry.pack].members)
+            for key in doomed:
+                self._remove(key)
+                self._counters.disk_evictions += 1
 
     def _touch(self, key: BlockKey, entry: _Entry) -> None:
         self._entries.move_to_end(key)
@@ -261,7 +267,7 @@ class DiskTier:
         if entry.pack is None:
             self._used -= entry.file_size  # a file, or a reservation not yet written
         else:
-            self._member_gone(entry.pack)
+            self._member_gone(entry.pack, key)
         self._touched.pop(key, None)
         versions = self._objects[key.object_id]
         versions[key.version].discard(key.index)
@@ -273,11 +279,11 @@ class DiskTier:
             self._jobs.append(Delete(key, None if entry.packed else entry.name))
             self._wakeup.set()
 
-    def _member_gone(self, pack: str) -> None:
-        """One member of ``pack`` less; the last one takes the pack with it."""
+    def _member_gone(self, pack: str, key: BlockKey | None) -> None:
+        """Member ``key`` of ``pack`` is gone; the last one takes the pack with it."""
         held = self._packs[pack]
-        held.alive -= 1
-        if held.alive == 0:
+        held.members.discard(key)  # type: ignore[arg-type]
+        if not held.members:
             del self._packs[pack]
             self._used -= held.size
             self._jobs.append(DeletePack(pack))
@@ -304,9 +310,17 @@ class DiskTier:
 
     async def write_batch(self) -> None:
         """Write everything queued so far (also used to drain at close)."""
-        jobs, self._jobs = self._jobs, []
+        jobs: list[Job] = []
+        for job in self._jobs:
+            if isinstance(job, Store) and self._entries.get(job.key) is not job.entry:
+                self._queued -= len(job.payload)  # dropped before it was written: nothing to write
+            else:
+                jobs.append(job)
+        self._jobs = []
         touched, self._touched = self._touched, {}
         if not jobs and not touched:
+            self._drained.set()
+            self._drained = trio.Event()
             return
         # Shielded: the jobs are taken, so a cancellation (the writer stopped
         # at close) waits for the batch instead of dropping it before the
@@ -330,7 +344,7 @@ class DiskTier:
                     held = self._packs.setdefault(outcome.pack, _Pack(0))
                     held.size += job.entry.file_size
                     if current:
-                        held.alive += 1
+                        held.members.add(job.key)
                         job.entry.pack, job.entry.offset = outcome.pack, outcome.offset
                     else:
                         self._used += job.entry.file_size  # written dead: its bytes are the pack's now
@@ -343,9 +357,8 @@ class DiskTier:
                 if current:
                     self._remove(job.key, queue_delete=False)
         for pack in written_packs:
-            if self._packs[pack].alive == 0:  # every member was gone before it was written
-                self._packs[pack].alive = 1
-                self._member_gone(pack)
+            if not self._packs[pack].members:  # every member was gone before it was written
+                self._member_gone(pack, None)
         # Members written dead count until their pack dies, which may take
         # the tier over budget: evict until it fits again.
         self._evict_until_fits(0)

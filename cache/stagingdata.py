@@ -7,8 +7,9 @@ the disk is full, and must never be read past what was written.
 Choices and subtleties:
 
 * Each staged file is one regular file whose bytes sit at their own offsets,
-  so a block is written with one ``pwrite`` and read with one ``pread``, and
-  the blocks nobody wrote stay holes (a one-block edit of a large file costs
+  so a block is written and read in place (a ``pwrite``/``pread`` each for
+  its unaligned edges and its whole pages), and the blocks nobody wrote stay
+  holes (a one-block edit of a large file costs
   one block of disk). Durability comes from ``sync_file`` (``fsync``) at
   commit, plus ``sync_dir`` once after the file was created, since a file's
   name is only durable once its directory was synced.
@@ -24,9 +25,9 @@ Choices and subtleties:
   inside the old length are the caller's to account for.
 * A read that finds the file missing or shorter than the layout promises
   raises ``OSError(EIO)``: zeros would silently fabricate content.
-* Files are opened per call rather than kept open: a staging area may hold
-  thousands of pending files, and an open-per-call costs microseconds next
-  to the thread hop that carries it.
+* Files are opened per call (once buffered, once direct if needed) rather
+  than kept open: a staging area may hold thousands of pending files, and an
+  open-per-call costs microseconds next to the thread hop that carries it.
 * ``data_extents`` (``SEEK_DATA``/``SEEK_HOLE``) tells recovery which parts
   of a file hold bytes, so disk accounting after a restart counts what is
   allocated rather than the file's apparent length.

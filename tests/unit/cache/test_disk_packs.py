@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -175,3 +176,54 @@ async def test_a_full_disk_leaves_no_pack_and_keeps_blocks_in_memory(
         for source in sources:
             assert await cache.read(source.key, 0, BS, source.fetch) == source.data
             assert len(source.calls) == 1  # from memory
+
+
+async def test_eviction_takes_the_oldest_pack_whole_and_spares_the_others(disk_dir: Path) -> None:
+    groups = [small_files(4, first=4 * n) for n in range(3)]
+    async with open_block_cache(config(disk_dir, disk_bytes=12 * PACKED)) as cache:
+        for group in groups:
+            await read_together(cache, group)
+        assert len(packs(disk_dir)) == 3, "each group read together shares a pack"
+        for group in groups:  # one recently used file in each pack
+            assert await cache.read(group[1].key, 0, BS, group[1].fetch) == group[1].data
+        newest = small_files(4, first=12)
+        await read_together(cache, newest)
+        # The oldest block's pack went whole (its recently used member too);
+        # no other pack lost a member.
+        assert cache.statistics().disk_evictions == 4
+        assert all(cache.cached_bytes(s.key) == 0 for s in groups[0])
+        assert all(cache.cached_bytes(s.key) == BS for group in groups[1:] + [newest] for s in group)
+    assert len(packs(disk_dir)) == 3
+
+
+async def test_a_block_dropped_while_its_batch_is_written_is_written_dead(
+        disk_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cache import disk as disk_module
+
+    writing, release = threading.Event(), threading.Event()
+    real = disk_module.apply_jobs
+
+    def held_up(*args: object) -> object:
+        writing.set()
+        release.wait(10)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(disk_module, "apply_jobs", held_up)
+    sources = small_files(4)
+    async with open_block_cache(config(disk_dir)) as cache:
+        tier = cache._disk
+        assert tier is not None
+        async with trio.open_nursery() as nursery:
+            for source in sources:
+                nursery.start_soon(cache.read, source.key, 0, BS, source.fetch)
+        await until(writing.is_set)
+        cache.forget(sources[0].key.object_id)  # its batch is in the worker thread now
+        release.set()
+        await until(lambda: all(tier.contains(block_key(s.key, 0)) for s in sources[1:]))
+        assert not tier.contains(block_key(sources[0].key, 0))
+        assert tier.used_bytes == sum(packs(disk_dir).values()) == 4 * PACKED  # the dead member counts
+        for source in sources[1:]:
+            cache.forget(source.key.object_id)
+        assert tier.used_bytes == 0
+        await until(lambda: packs(disk_dir) == {})
+    assert rows(disk_dir) == {}

@@ -159,3 +159,18 @@ def test_a_refused_direct_read_is_read_buffered(data_dir: Path, monkeypatch: pyt
     assert stagingdata.read_ranges(path, [(0, len(expected)), (PAGE, PAGE + BIG)]) == \
         [bytes(expected), bytes(expected[PAGE:PAGE + BIG])]
     assert refused == [0]
+
+
+def test_a_failed_direct_write_does_not_break_the_next_larger_one(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure's traceback keeps a view of the thread's aligned buffer alive;
+    growing the buffer for the next write must not trip over it."""
+    path = stagingdata.data_path(data_dir.parent, 7)
+    with monkeypatch.context() as patched:
+        fail_direct(patched, stagingdata, "write_at", errno.ENOSPC)
+        with pytest.raises(OSError) as excinfo:
+            stagingdata.write_pieces(path, [(0, b"a" * BIG)], 0)
+    assert excinfo.value.errno == errno.ENOSPC  # still alive, with its traceback
+    bigger = os.urandom(8 << 20)
+    stagingdata.write_pieces(path, [(0, bigger)], 0)
+    assert stagingdata.read_ranges(path, [(0, len(bigger))]) == [bigger]
