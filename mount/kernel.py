@@ -8,8 +8,13 @@ coherent where a direct write drops the pages *other* handles of the file
 have cached for the range it writes; otherwise a reader that had the file
 open would keep seeing the old bytes.  Linux does so since 6.6 ("fuse:
 invalidate page cache pages before direct write"); before that the mount
-keeps every write buffered.  tests/integration checks the behaviour itself
-on the kernel the tests run on.
+keeps every write buffered.  One race remains on kernels without the later
+"fuse: Invalidate the page cache after FOPEN_DIRECT_IO write" (after 6.18,
+backported to some stable series): a read that lands *during* the write can
+cache the old bytes again.  The mount bounds that to the handles already
+open: after a direct write the next open of the file does not keep the
+page cache (``vfs/writing.py``).  tests/integration checks the behaviour
+itself on the kernel the tests run on.
 """
 
 from __future__ import annotations

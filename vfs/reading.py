@@ -117,6 +117,8 @@ class _FileHandle:
     record_id: int | None = None
     #: written since the last commit
     dirty: bool = False
+    #: opened ``direct_io``: its writes do not go through the kernel's page cache
+    direct: bool = False
 
 
 @dataclass

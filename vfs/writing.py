@@ -243,9 +243,9 @@ class Writing(Reading):
         if writable and record is not None:
             self.uploads.hold(record.id)
         node.open_handles += 1
-        write_only = (flags & os.O_ACCMODE) == os.O_WRONLY
+        handle.direct = (flags & os.O_ACCMODE) == os.O_WRONLY and self.config.direct_writes
         return OpenFile(self._new_handle(handle), keep_cache=node.cached_version == node.entry.version,
-                        direct_io=write_only and self.config.direct_writes)
+                        direct_io=handle.direct)
 
     # ------------------------------------------------------------ content
 
@@ -264,6 +264,11 @@ class Writing(Reading):
             offset = record.size
         with staging_errors(f"write {opened.node.name}"):
             written = await self.store.write(record_id, offset, data, self._base_fetch(record))
+        if opened.direct:
+            # The kernel dropped others' cached pages of this range before the
+            # write, but a read racing it may have cached old bytes again: the
+            # next open must not keep the page cache (mount/kernel.py).
+            opened.node.cached_version = None
         opened.dirty = True
         self._refresh(opened.node, record_id)
         return written

@@ -13,17 +13,20 @@ from __future__ import annotations
 import errno
 import hashlib
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
 from tests.support.portal_process import PortalProcess
-from tests.unit.backends.conftest import connect, download, expire_sessions, in_thread
+from tests.unit.backends.conftest import connect, download, expire_sessions, in_thread, one_shot_server
 from vfs.backends.ctera import CteraBackend
 from vfs.backends.ctera.bulk import BulkTransport
+from vfs.backends.ctera.connection import Timeouts
 from vfs.backends.ctera.uploads import BULK_UPLOAD_MIN
 
 MIB = 1 << 20
@@ -76,6 +79,52 @@ def content(size: int, seed: int) -> bytes:
     return _contents[(size, seed)]
 
 
+async def until_no_slot_is_held(transport: BulkTransport) -> None:
+    with trio.fail_after(5):
+        while transport._senders.borrowed_tokens:
+            await trio.sleep(0.01)
+    assert transport._idle == []  # and the connection that carried the body was not kept
+
+
+class Zeros(httpx.AsyncByteStream):
+    """``size`` zero bytes in 1 MiB chunks."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def __aiter__(self) -> Zeros:  # type: ignore[override]
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        count = min(self.left, MIB)
+        self.left -= count
+        return bytes(count)
+
+
+async def test_a_reply_sent_before_the_body_was_read_is_heard_not_the_reset() -> None:
+    """A portal that refuses an upload after its headers (a 413, a 302) and hangs
+    up: the sender meets a reset mid-body, but the reply is there to be read."""
+    def refuse(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+        time.sleep(0.2)  # then close with the body unread: a reset for the sender
+
+    with one_shot_server(refuse) as port:
+        transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=Timeouts(connect=2.0, read=5.0))
+        try:
+            size = 256 * MIB
+            response = await transport.send("POST", "/upload", {"content-length": str(size)},
+                                            body=lambda: Zeros(size))
+            assert response.status_code == 413
+            assert await response.read_some(100) == b"too large"
+            await response.aclose()
+            await until_no_slot_is_held(transport)
+        finally:
+            transport.close()
+
+
 @pytest.fixture
 async def alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
     async with connect(portal) as backend:
@@ -106,7 +155,7 @@ async def test_a_source_failing_mid_body_is_its_own_error_and_the_connection_is_
     with pytest.raises(OSError) as excinfo:
         await alice.upload(("My Files", "broken.bin"), pieces(size, 3, fail_after=2 * MIB), size)
     assert excinfo.value.errno == errno.EIO and sends.methods == ["POST"]
-    assert sends.transport._idle == []
+    await until_no_slot_is_held(sends.transport)
     assert (await alice.list_page(("My Files",), 0, 100)).entries == []  # no partial file
     # The transport is still fine for the next upload.
     entry = await alice.upload(("My Files", "whole.bin"), pieces(size, 4), size)
@@ -134,7 +183,8 @@ async def test_cancelling_an_upload_stuck_in_its_source_returns_at_once(
     with trio.move_on_after(1.0) as scope:
         await alice.upload(("My Files", "stuck.bin"), pieces(size, 7, stall_after=MIB), size)
     assert scope.cancelled_caught and time.monotonic() - started < 3
-    assert sends.methods == ["POST"] and sends.transport._idle == []
+    assert sends.methods == ["POST"]
+    await until_no_slot_is_held(sends.transport)  # the worker gave its slot back
     size = 2 * MIB
     entry = await alice.upload(("My Files", "next.bin"), pieces(size, 8), size)
     assert entry.size == size

@@ -1,4 +1,4 @@
-"""Content downloads over blocking HTTP/1.1 on worker threads: the fast path for ranged reads.
+"""Content over blocking HTTP/1.1 on worker threads: the fast path for ranged reads and large uploads.
 
 Why a second way to send a request.  On trio, httpx hands a body over one
 TLS record (16 KiB) at a time, each through a chain of async generators and
@@ -43,6 +43,12 @@ the blocked ``recv`` returns at once, and that thread closes the response and
 connection when it returns (``http.client`` objects are not thread-safe, so
 the trio side never touches them while a thread may); if none is, the abort
 closes them itself.  Nothing of an aborted exchange goes back to the pool.
+An upload's worker is started without a waiting trio task (the uploading
+task is busy producing the body) and reports through the trio token; when
+the uploading task is cancelled or its body fails, it aborts the exchange
+the same way and closes the body's pipe, which ends a worker waiting for a
+chunk.  A portal that stops reading a body and hangs up may have answered
+first (a 413, a 302): that reply is read before the reset counts as one.
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ SKIP_CHUNK = 1 << 20
 
 _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
                      ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+#: What sending the rest of a body meets when the peer stopped reading it.
+_REFUSED_MID_BODY = (BrokenPipeError, ConnectionResetError)
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -193,7 +202,7 @@ def _shut(connection: http.client.HTTPConnection) -> None:
 
 
 class BulkTransport:
-    """Blocking GETs on worker threads over a small pool of keep-alive connections.
+    """Blocking requests on worker threads over a small pool of keep-alive connections.
 
     ``_idle`` (under ``_lock``, touched by worker threads): connections free
     for reuse with the monotonic time they became idle, most recent last.
@@ -210,6 +219,10 @@ class BulkTransport:
         self._timeouts = timeouts
         self._connections = connections
         self._limiter = trio.CapacityLimiter(connections)
+        #: Requests with a body have slots of their own: an upload's body may
+        #: itself wait for downloads (the parts of a file not staged locally),
+        #: which must never queue behind it.
+        self._senders = trio.CapacityLimiter(connections)
         self._lock = threading.Lock()
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._closed = False
@@ -266,7 +279,16 @@ class BulkTransport:
             connection, reused = self._acquire(exchange, fresh=body is not None)
             exchange.attach(connection)
             try:
-                connection.request(method, target, body=None if body is None else body.chunks(), headers=headers)
+                try:
+                    connection.request(method, target, body=None if body is None else body.chunks(),
+                                       headers=headers)
+                except _REFUSED_MID_BODY:
+                    if body is None or exchange.aborted:
+                        raise
+                    # The portal may have answered (a 413, a 302 to the login
+                    # page) and closed before reading the whole body: its reply,
+                    # if it is there, says more than the reset does.
+                    body.close()
                 exchange.response = connection.getresponse()
             except BodyAbandoned:
                 raise exchange.abandoned() from None
@@ -333,7 +355,7 @@ class BulkTransport:
         results: list[_Outcome[http.client.HTTPResponse]] = []
 
         def report(result: _Outcome[http.client.HTTPResponse]) -> None:  # on the trio thread
-            self._limiter.release_on_behalf_of(exchange)
+            self._senders.release_on_behalf_of(exchange)
             results.append(result)
             done.set()
 
@@ -342,9 +364,13 @@ class BulkTransport:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(report, result)
 
-        await self._limiter.acquire_on_behalf_of(exchange)
-        trio.lowlevel.start_thread_soon(
-            lambda: exchange.run(lambda: self._send(exchange, method, target, headers, pipe)), deliver)
+        await self._senders.acquire_on_behalf_of(exchange)
+        try:
+            trio.lowlevel.start_thread_soon(
+                lambda: exchange.run(lambda: self._send(exchange, method, target, headers, pipe)), deliver)
+        except BaseException:  # no thread, so no report: give the slot back here
+            self._senders.release_on_behalf_of(exchange)
+            raise
         try:
             async for chunk in stream:
                 if not await pipe.put(chunk):

@@ -215,6 +215,9 @@ class Session:
         """
         if bulk and content is not None:
             raise ValueError("a bulk request streams its body (body=), never content=")
+        if bulk and method != "GET" and body is None:
+            # Sent on a kept-alive connection, it could be sent twice (bulk.py).
+            raise ValueError("only a GET or a request with a streamed body can be sent as a bulk request")
         key = _request_key(method, path, content)
         renewed = False
         while True:

@@ -33,8 +33,8 @@ Subtleties:
   willing to drain a large body before its 302 would otherwise just reset
   the connection, which looks like any other network failure).
 * **Large files go through the bulk transport** (:mod:`.bulk`, blocking
-  HTTP on a worker thread, which pulls each chunk from ``source()`` on the
-  trio side): on httpx, encrypting the body cost the trio thread, the one
+  HTTP on a worker thread, to which the uploading task hands the chunks of
+  ``source()`` through a bounded pipe, :mod:`.bulk_body`): on httpx, encrypting the body cost the trio thread, the one
   that answers the kernel, ~2 s of CPU per GB.  Small files stay on httpx,
   where a request costs no thread hops.
 * **Session expiry** answered with the 302 (after the portal drained the
