@@ -38,7 +38,7 @@ httpx path's), naming the operation (``what``) the session asked for.
 
 Cancellation.  Threads cannot be interrupted, so the trio side runs them
 with ``abandon_on_cancel`` and, when cancelled, aborts the exchange (see
-:class:`_Exchange`): if a thread is working on it, its socket is shut down, so
+:class:`~.bulk_exchange.Exchange`): if a thread is working on it, its socket is shut down, so
 the blocked ``recv`` returns at once, and that thread closes the response and
 connection when it returns (``http.client`` objects are not thread-safe, so
 the trio side never touches them while a thread may); if none is, the abort
@@ -56,7 +56,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -70,8 +69,8 @@ import trio
 
 from vfs.backends.base import Transient
 from vfs.backends.ctera.bulk_body import BodyAbandoned, BodyPipe
+from vfs.backends.ctera.bulk_exchange import Exchange
 from vfs.backends.ctera.connection import KEEPALIVE_EXPIRY, POOL_CONNECTIONS, USER_AGENT, Timeouts
-from vfs.backends.ctera.errors import from_socket_error
 
 __all__ = ["BulkResponse", "BulkTransport", "bulk_transport_for"]
 
@@ -111,94 +110,6 @@ def bulk_transport_for(base_url: str, context: ssl.SSLContext, timeouts: Timeout
         log.info("a proxy is configured for %s: content is downloaded through httpx", base_url)
         return None
     return BulkTransport(parts.scheme, host, parts.port, context=context, timeouts=timeouts)
-
-
-class _Exchange:
-    """One request's connection and response, shared by the trio side and its worker threads.
-
-    Who may touch them: a worker while it runs (``_running``, one at a time),
-    the trio side between runs.  Once the trio side gave up (``aborted``),
-    exactly one party closes them, decided under ``_lock``: :meth:`abort` when
-    no worker is running, else that worker as it returns (see :meth:`run`).
-    ``what`` and ``url`` name the request in error messages.
-    """
-
-    def __init__(self, what: str, url: str) -> None:
-        self.what = what
-        self.url = url
-        self._lock = threading.Lock()
-        self.connection: http.client.HTTPConnection | None = None
-        self.response: http.client.HTTPResponse | None = None
-        self.aborted = False
-        self._running = False
-
-    def attach(self, connection: http.client.HTTPConnection) -> None:
-        """Use ``connection`` (on the worker); shut at once if the exchange is already aborted."""
-        with self._lock:
-            self.connection = connection
-            aborted = self.aborted
-        if aborted:
-            _shut(connection)
-
-    def run(self, work: Callable[[], T]) -> T:
-        """``work()`` on this worker thread; the exchange is closed here if it fails
-        or if the trio side aborted it meanwhile (it no longer touches it then)."""
-        with self._lock:
-            if self.aborted:
-                # Abandoned before this thread started: abort() has closed what there was.
-                raise self.abandoned()
-            self._running = True
-        failed = True
-        try:
-            result = work()
-            failed = False
-            return result
-        finally:
-            with self._lock:
-                self._running = False
-                close = failed or self.aborted
-            if close:
-                self.close()
-
-    def abort(self) -> None:
-        """The trio side gives up on the exchange (it was cancelled): make a running
-        worker's blocked socket call return now (it closes the rest), or close it all."""
-        with self._lock:
-            self.aborted = True
-            running, connection = self._running, self.connection
-        if not running:
-            self.close()
-        elif connection is not None:
-            _shut(connection)
-
-    def close(self) -> None:
-        """Close response and connection; only by the party that owns them (see the class)."""
-        response, connection = self.response, self.connection
-        self.response = self.connection = None
-        if response is not None:
-            response.close()
-        if connection is not None:
-            connection.close()
-
-    def error(self, exc: OSError | http.client.HTTPException, *, connecting: bool = False) -> Transient:
-        """The backend error for ``exc`` raised by this exchange's socket."""
-        if self.aborted:
-            return self.abandoned()
-        return from_socket_error(exc, what=self.what, url=self.url, connecting=connecting)
-
-    def abandoned(self) -> Transient:
-        return Transient(f"{self.what}: the transfer was abandoned")
-
-
-def _shut(connection: http.client.HTTPConnection) -> None:
-    sock = connection.sock
-    if sock is not None:
-        try:
-            # The plain socket's shutdown: SSLSocket's own would tear down its TLS
-            # state under the feet of the thread that is reading.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class BulkTransport:
@@ -255,7 +166,7 @@ class BulkTransport:
             raise ValueError(f"not a percent-encoded request target: {target!r}")
         if body is not None and "content-length" not in {name.lower() for name in headers}:
             raise ValueError("a streamed request body needs its content-length")
-        exchange = _Exchange(what or f"{method} {target}", url or self.url)
+        exchange = Exchange(what or f"{method} {target}", url or self.url)
         all_headers = {"user-agent": USER_AGENT, **headers}
         if body is None:
             response = await self._in_thread(exchange, lambda: self._send(exchange, method, target, all_headers))
@@ -273,7 +184,7 @@ class BulkTransport:
 
     # ------------------------------------------------------------ on the thread
 
-    def _send(self, exchange: _Exchange, method: str, target: str, headers: dict[str, str],
+    def _send(self, exchange: Exchange, method: str, target: str, headers: dict[str, str],
               body: BodyPipe | None = None) -> http.client.HTTPResponse:
         while True:
             connection, reused = self._acquire(exchange, fresh=body is not None)
@@ -302,7 +213,7 @@ class BulkTransport:
                 raise exchange.error(exc) from exc
             return exchange.response
 
-    def _acquire(self, exchange: _Exchange, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+    def _acquire(self, exchange: Exchange, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection (reused: True) or a newly connected one (always, if ``fresh``)."""
         now = time.monotonic()
         with self._lock:
@@ -315,7 +226,7 @@ class BulkTransport:
                 connection.close()
         return self._connect(exchange), False
 
-    def _connect(self, exchange: _Exchange) -> http.client.HTTPConnection:
+    def _connect(self, exchange: Exchange) -> http.client.HTTPConnection:
         timeouts = self._timeouts
         connection: http.client.HTTPConnection
         if self._scheme == "https":
@@ -341,7 +252,7 @@ class BulkTransport:
 
     # ------------------------------------------------------------ trio side
 
-    async def _send_streamed(self, exchange: _Exchange, method: str, target: str, headers: dict[str, str],
+    async def _send_streamed(self, exchange: Exchange, method: str, target: str, headers: dict[str, str],
                              stream: httpx.AsyncByteStream) -> http.client.HTTPResponse:
         """Send on a worker while this task produces the body into its pipe.
 
@@ -384,7 +295,7 @@ class BulkTransport:
             raise
         return results[0].unwrap()
 
-    async def _in_thread(self, exchange: _Exchange, work: Callable[[], T]) -> T:
+    async def _in_thread(self, exchange: Exchange, work: Callable[[], T]) -> T:
         try:
             return await trio.to_thread.run_sync(lambda: exchange.run(work), abandon_on_cancel=True,
                                                  limiter=self._limiter)
@@ -396,7 +307,7 @@ class BulkTransport:
 class BulkResponse:
     """A reply whose body is read on a worker thread; the parts httpx.Response callers use."""
 
-    def __init__(self, transport: BulkTransport, exchange: _Exchange, response: http.client.HTTPResponse) -> None:
+    def __init__(self, transport: BulkTransport, exchange: Exchange, response: http.client.HTTPResponse) -> None:
         self._transport = transport
         self._exchange = exchange
         self._response = response
