@@ -35,10 +35,9 @@ Subtleties:
   and going around the page cache costs a fraction of the CPU of a buffered
   write (figures in docs/PERFORMANCE.md), CPU that a cold read needs for the
   network and the kernel's FUSE traffic. Only an unaligned tail (the last
-  block of an object) goes through the page cache, and so does a whole block
-  smaller than ``DIRECT_MIN`` (a small file's only block): there a direct
-  write would be a synchronous device write of little more than the header,
-  costing more than the copy it saves. A cache directory whose
+  block of an object) goes through the page cache.  (Blocks too small for a
+  direct write to pay, under ``PACK_MAX``, never get a file: they go into
+  packs, below.) A cache directory whose
   filesystem refuses ``O_DIRECT`` (``EINVAL``) is remembered and written
   buffered from then on (the rules shared with staged files: ``directio``).
 * The 256 fan-out folders under ``blocks/`` are made on first use: the
@@ -60,7 +59,6 @@ Subtleties:
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
@@ -138,13 +136,12 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
-def _open_temp(root: Path, temp: Path, direct: bool) -> tuple[int, bool]:
+def _open_temp(root: Path, temp: Path) -> tuple[int, bool]:
     """Create ``temp``; returns the fd and whether it was opened with ``O_DIRECT``."""
-    if direct:
-        fd = directio.open_direct(temp, _CREATE, 0o600, root)
-        if fd is not None:
-            return fd, True
-        temp.unlink(missing_ok=True)  # the refusal may come after the creation
+    fd = directio.open_direct(temp, _CREATE, 0o600, root)
+    if fd is not None:
+        return fd, True
+    temp.unlink(missing_ok=True)  # the refusal may come after the creation
     return os.open(temp, _CREATE, 0o600), False
 
 
@@ -177,10 +174,8 @@ def _wrote_direct(root: Path, fd: int, header: bytes, payload: bytes) -> bool:
     try:
         _write_direct(fd, header, payload)
     except OSError as exc:
-        if exc.errno != errno.EINVAL:
+        if not directio.refused(exc, root):  # opened, but the write was refused: buffered from now on
             raise
-        # Opened, but the write was refused: buffered, here and from now on.
-        directio.remember_refusal(root)
         _clear_direct(fd)
         os.lseek(fd, 0, os.SEEK_SET)
         return False
@@ -194,15 +189,12 @@ def write_block_file(root: Path, name: str, payload: bytes) -> int:
     """
     header = _HEADER.pack(MAGIC, len(payload), _crc(name, payload)).ljust(HEADER_SIZE, b"\0")
     temp = root / TMP_DIR / f"{name}.{secrets.token_hex(4)}"
-    fd, direct = _open_temp(root, temp, len(payload) >= DIRECT_MIN)
+    fd, direct = _open_temp(root, temp)
     try:
         try:
             if not (direct and _wrote_direct(root, fd, header, payload)):
-                if len(payload) < DIRECT_MIN:
-                    _write_all(fd, header + payload)  # one system call; the copy is small
-                else:
-                    _write_all(fd, header)
-                    _write_all(fd, payload)
+                _write_all(fd, header)
+                _write_all(fd, payload)
         finally:
             os.close(fd)
         target = block_path(root, name)

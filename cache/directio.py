@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["DIRECT_MIN", "PAGE", "aligned_buffer", "aligned_copy", "forget_refusal", "open_direct", "refuses",
-           "remember_refusal", "whole_pages"]
+__all__ = ["DIRECT_MIN", "PAGE", "aligned_buffer", "aligned_copy", "forget_refusal", "open_direct", "refused",
+           "refuses", "remember_refusal", "whole_pages"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,15 @@ def remember_refusal(directory: Path) -> None:
 def forget_refusal(directory: Path) -> None:
     """Ask ``directory``'s filesystem again next time (tests)."""
     _refusing.discard(directory)
+
+
+def refused(exc: OSError, directory: Path) -> bool:
+    """Whether ``exc``, raised by a direct transfer in ``directory``, is its
+    filesystem refusing ``O_DIRECT`` after all (``EINVAL``); remembered if so."""
+    if exc.errno != errno.EINVAL:
+        return False
+    remember_refusal(directory)
+    return True
 
 
 def open_direct(path: Path, flags: int, mode: int, directory: Path) -> int | None:

@@ -279,10 +279,13 @@ class DiskTier:
             self._jobs.append(Delete(key, None if entry.packed else entry.name))
             self._wakeup.set()
 
-    def _member_gone(self, pack: str, key: BlockKey | None) -> None:
+    def _member_gone(self, pack: str, key: BlockKey) -> None:
         """Member ``key`` of ``pack`` is gone; the last one takes the pack with it."""
+        self._packs[pack].members.discard(key)
+        self._drop_pack_if_empty(pack)
+
+    def _drop_pack_if_empty(self, pack: str) -> None:
         held = self._packs[pack]
-        held.members.discard(key)  # type: ignore[arg-type]
         if not held.members:
             del self._packs[pack]
             self._used -= held.size
@@ -357,8 +360,7 @@ class DiskTier:
                 if current:
                     self._remove(job.key, queue_delete=False)
         for pack in written_packs:
-            if not self._packs[pack].members:  # every member was gone before it was written
-                self._member_gone(pack, None)
+            self._drop_pack_if_empty(pack)  # every member was gone before it was written?
         # Members written dead count until their pack dies, which may take
         # the tier over budget: evict until it fits again.
         self._evict_until_fits(0)

@@ -39,12 +39,15 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from . import directio
 
 DATA_DIR = "data"
+
+T = TypeVar("T")
 
 
 def data_path(root: Path, record_id: int) -> Path:
@@ -100,6 +103,7 @@ class _DataFile:
 
     def __init__(self, path: Path, *, writing: bool) -> None:
         self._path = path
+        self._writing = writing
         self._flags = (os.O_RDWR | os.O_CREAT if writing else os.O_RDONLY) | os.O_CLOEXEC
         self._buffered: int | None = None
         self._direct: int | None = None
@@ -107,54 +111,49 @@ class _DataFile:
     def fd(self) -> int:
         """The buffered descriptor, opened (for writing: the file created) on first use."""
         if self._buffered is None:
-            try:
-                self._buffered = os.open(self._path, self._flags, 0o600)
-            except FileNotFoundError:
-                raise OSError(errno.EIO, f"staged data file {self._path} is missing") from None
+            self._buffered = self._open(lambda: os.open(self._path, self._flags, 0o600))
         return self._buffered
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        start, end = directio.whole_pages(offset, len(view))
-        direct = self._direct_fd() if end - start >= directio.DIRECT_MIN else None
-        if direct is None:
-            _write_all(self.fd(), view, offset)
-            return
-        if start > offset:
-            _write_all(self.fd(), view[:start - offset], offset)
-        try:
-            with directio.aligned_copy(view[start - offset:end - offset]) as copy:
-                _write_all(direct, copy, start)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            self._refused()
-            _write_all(self.fd(), view[start - offset:end - offset], start)
-        if end < offset + len(view):
-            _write_all(self.fd(), view[end - offset:], end)
+        for start, end, direct in self._spans(offset, len(view)):
+            piece = view[start - offset:end - offset]
+            if direct is not None:
+                try:
+                    with directio.aligned_copy(piece) as copy:
+                        _write_all(direct, copy, start)
+                    continue
+                except OSError as exc:
+                    if not self._refused(exc):
+                        raise
+            _write_all(self.fd(), piece, start)
 
     def read(self, start: int, end: int) -> bytes:
         into = bytearray(end - start)
         view = memoryview(into)
-        first, last = directio.whole_pages(start, end - start)
+        for low, high, direct in self._spans(start, end - start):
+            piece = view[low - start:high - start]
+            if direct is not None:
+                try:
+                    with directio.aligned_buffer(high - low) as aligned:
+                        self._read_into(direct, aligned, low)
+                        piece[:] = aligned
+                    continue
+                except OSError as exc:
+                    if not self._refused(exc):
+                        raise
+            self._read_into(self.fd(), piece, low)
+        return bytes(into)
+
+    def _spans(self, offset: int, length: int) -> list[tuple[int, int, int | None]]:
+        """``[start, end)`` pieces of the range with the direct descriptor for its
+        whole pages (if they are worth it and allowed), None for the buffered edges."""
+        first, last = directio.whole_pages(offset, length)
         direct = self._direct_fd() if last - first >= directio.DIRECT_MIN else None
         if direct is None:
-            self._read_into(self.fd(), view, start)
-            return bytes(into)
-        if first > start:
-            self._read_into(self.fd(), view[:first - start], start)
-        try:
-            with directio.aligned_buffer(last - first) as aligned:
-                self._read_into(direct, aligned, first)
-                view[first - start:last - start] = aligned
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            self._refused()
-            self._read_into(self.fd(), view[first - start:last - start], first)
-        if last < end:
-            self._read_into(self.fd(), view[last - start:], last)
-        return bytes(into)
+            return [(offset, offset + length, None)]
+        spans = [(offset, first, None), (first, last, direct), (last, offset + length, None)]
+        return [span for span in spans if span[1] > span[0]]
 
     def _read_into(self, fd: int, view: memoryview, position: int) -> None:
         done = 0
@@ -165,20 +164,30 @@ class _DataFile:
                               f"expected bytes up to {position + len(view)}")
             done += count
 
-    def _refused(self) -> None:
-        """Opened, but the transfer was refused: buffered, here and from now on."""
-        directio.remember_refusal(self._path.parent)
+    def _refused(self, exc: OSError) -> bool:
+        """Whether ``exc`` was the filesystem refusing a direct transfer (then
+        buffered, here and from now on)."""
+        if not directio.refused(exc, self._path.parent):
+            return False
         if self._direct is not None:
             os.close(self._direct)
             self._direct = None
+        return True
 
     def _direct_fd(self) -> int | None:
         if self._direct is None:
-            try:
-                self._direct = directio.open_direct(self._path, self._flags, 0o600, self._path.parent)
-            except FileNotFoundError:
-                raise OSError(errno.EIO, f"staged data file {self._path} is missing") from None
+            self._direct = self._open(
+                lambda: directio.open_direct(self._path, self._flags, 0o600, self._path.parent))
         return self._direct
+
+    def _open(self, opener: Callable[[], T]) -> T:
+        """``opener()``; for a read, a missing file is ``EIO`` (zeros would fabricate content)."""
+        try:
+            return opener()
+        except FileNotFoundError:
+            if self._writing:
+                raise
+            raise OSError(errno.EIO, f"staged data file {self._path} is missing") from None
 
     def close(self) -> None:
         for fd in (self._buffered, self._direct):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 
+import pytest
 import trio
 
 from cache import ObjectKey
@@ -70,6 +73,29 @@ class FakeSource:
         """How many calls covered the block containing ``offset``."""
         start = offset // block_size * block_size
         return sum(1 for o, n in self.calls if o <= start < o + n)
+
+
+def small_files(count: int, size: int, first: int = 0) -> list[FakeSource]:
+    """One-block objects of ``size`` bytes, like the small files of a folder."""
+    return [FakeSource(make_bytes(size, seed=n), object_id=f"ctera:{n}") for n in range(first, first + count)]
+
+
+def refuse_direct_opens(monkeypatch: pytest.MonkeyPatch, *, after_creating: bool = False) -> list[str]:
+    """``os.open`` refuses ``O_DIRECT`` with ``EINVAL`` (``after_creating`` the file,
+    as some filesystems do); the paths it refused."""
+    real_open = os.open
+    refused: list[str] = []
+
+    def no_direct(path: str, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_DIRECT:
+            refused.append(path)
+            if after_creating:
+                os.close(real_open(path, flags & ~os.O_DIRECT, mode))
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", no_direct)
+    return refused
 
 
 class SourceError(Exception):

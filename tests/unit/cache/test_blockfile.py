@@ -13,6 +13,8 @@ import pytest
 from cache import blockfile, directio
 from cache.keys import BlockKey
 
+from .fakes import refuse_direct_opens
+
 SIZES = [1, 100, blockfile.PAGE - 1, blockfile.PAGE, blockfile.PAGE + 1, 3 * blockfile.PAGE, 1 << 20,
          (1 << 20) - 123]
 
@@ -49,18 +51,7 @@ def test_blocks_of_every_shape_round_trip(root: Path) -> None:
 
 def test_a_filesystem_refusing_o_direct_at_open_is_asked_once(
         root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = os.open
-    direct_opens: list[str] = []
-
-    def no_direct(path: str, flags: int, mode: int = 0o777) -> int:
-        if flags & os.O_DIRECT:
-            direct_opens.append(path)
-            fd = real_open(path, flags & ~os.O_DIRECT, mode)  # created, then refused
-            os.close(fd)
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return real_open(path, flags, mode)
-
-    monkeypatch.setattr(os, "open", no_direct)
+    direct_opens = refuse_direct_opens(monkeypatch, after_creating=True)
     check_round_trip(root)
     assert len(direct_opens) == 1
 
@@ -79,19 +70,3 @@ def test_a_filesystem_refusing_the_direct_write_gets_a_buffered_one(
     monkeypatch.setattr(blockfile, "_write_all", refuse_direct)
     check_round_trip(root)
     assert len(refused) == 1
-
-
-def test_only_payloads_of_direct_min_or_more_bypass_the_page_cache(
-        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = os.open
-    opened_direct: list[bool] = []
-
-    def spy(path: str, flags: int, mode: int = 0o777) -> int:
-        if flags & os.O_CREAT:
-            opened_direct.append(bool(flags & os.O_DIRECT))
-        return real_open(path, flags, mode)
-
-    monkeypatch.setattr(os, "open", spy)
-    check_round_trip(root)
-    assert opened_direct == [size >= blockfile.DIRECT_MIN for size in SIZES]
-    assert opened_direct.count(True) == 2  # the two blocks of about 1 MiB

@@ -18,7 +18,8 @@ from cache import blockfile
 from cache.keys import block_key
 from tests.support.waiting import until
 
-from .fakes import FakeSource, make_bytes
+from . import fakes
+from .fakes import FakeSource
 
 BS = 4096
 PACKED = blockfile.stored_size(BS)  # bytes on disk of one small block
@@ -32,8 +33,7 @@ def config(disk_dir: Path, **overrides: object) -> CacheConfig:
 
 
 def small_files(count: int, first: int = 0) -> list[FakeSource]:
-    """One-block objects, like the small files of a folder."""
-    return [FakeSource(make_bytes(BS, seed=n), object_id=f"ctera:{n}") for n in range(first, first + count)]
+    return fakes.small_files(count, BS, first)
 
 
 def again(sources: list[FakeSource]) -> list[FakeSource]:

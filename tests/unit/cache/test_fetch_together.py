@@ -12,6 +12,7 @@ import trio.testing
 from cache import BlockCache, CacheConfig, ObjectKey, open_block_cache
 from tests.support.waiting import until
 
+from . import fakes
 from .fakes import FakeSource, SourceError, make_bytes
 
 BS = 4096
@@ -24,7 +25,7 @@ def config(**overrides: object) -> CacheConfig:
 
 
 def small_files(count: int, size: int = 1000) -> list[FakeSource]:
-    return [FakeSource(make_bytes(size, seed=i), object_id=f"ctera:{i}") for i in range(count)]
+    return fakes.small_files(count, size)
 
 
 class Together:

@@ -13,6 +13,8 @@ import pytest
 
 from cache import directio, stagingdata
 
+from .fakes import refuse_direct_opens
+
 PAGE = directio.PAGE
 BIG = directio.DIRECT_MIN
 
@@ -91,16 +93,7 @@ def test_writes_of_every_shape_land_in_place(data_dir: Path, monkeypatch: pytest
 
 def test_a_filesystem_refusing_o_direct_at_open_is_asked_once(
         data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = os.open
-    direct_opens: list[str] = []
-
-    def no_direct(path: str, flags: int, mode: int = 0o777) -> int:
-        if flags & os.O_DIRECT:
-            direct_opens.append(path)
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return real_open(path, flags, mode)
-
-    monkeypatch.setattr(os, "open", no_direct)
+    direct_opens = refuse_direct_opens(monkeypatch)
     path = stagingdata.data_path(data_dir.parent, 2)
     check(path, apply_all(path))
     assert len(direct_opens) == 1
