@@ -144,7 +144,7 @@ async def _run(settings: MountSettings, on_ready: Callable[[], None]) -> None:
 
 
 async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: tuple[str, ...],
-                           on_ready: Callable[[], None] | None) -> None:
+                           on_ready: Callable[[], None]) -> None:
     operations = PortalOperations(fs)
     fs.invalidate_entry = lambda folder, name: pyfuse3.invalidate_entry_async(folder, os.fsencode(name),
                                                                               ignore_enoent=True)
@@ -165,8 +165,7 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
                         await _tune_kernel(settings)
                         log.info("mounted %s at %s", "/".join(root_path) or "/", settings.mountpoint)
                         notify("READY=1", f"STATUS=mounted at {settings.mountpoint}")
-                        if on_ready:
-                            on_ready()
+                        on_ready()
             finally:
                 notify("STOPPING=1")
                 pyfuse3.close(unmount=True)

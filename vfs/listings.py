@@ -15,6 +15,8 @@ names), and is refetched for everything else.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -46,6 +48,12 @@ class Listing:
     entries: tuple[RemoteEntry, ...]
     by_name: dict[str, RemoteEntry]
     fetched_at: float
+
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Each name's place in ``entries``, made on first use (a listing never changes:
+        a patch makes a new one)."""
+        return {entry.name: index for index, entry in enumerate(self.entries)}
 
     @classmethod
     def of(cls, entries: list[RemoteEntry], fetched_at: float) -> Listing:

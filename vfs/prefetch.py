@@ -87,8 +87,6 @@ class _FolderReads:
     last_at: float
     #: names already asked for (or looked at and skipped): never looked at again
     asked: set[str] = field(default_factory=set)
-    #: the listing's order, made on the first group
-    positions: dict[str, int] | None = None
 
 
 #: The folder a walker reaches next: (its key, its fresh listing, its path now) or None.
@@ -97,6 +95,9 @@ NextFolder = Callable[[], "tuple[Hashable, Listing, Path] | None"]
 #: Most bytes of paths one archive request names (a portal limits the size of a form).
 MAX_REQUEST_PATHS = 256 << 10
 
+#: Folders whose readers are followed at once.
+MAX_FOLDERS = 64
+
 #: Archive requests refused as malformed in a row before the portal is taken not to make them.
 REFUSALS_TO_GIVE_UP = 3
 
@@ -104,10 +105,10 @@ REFUSALS_TO_GIVE_UP = 3
 class FolderPrefetch:
     """Decides when a folder's small files are fetched together, and starts it."""
 
-    def __init__(self, backend: Backend, cache: BlockCache, *, max_folders: int = 64) -> None:
+    def __init__(self, backend: Backend, cache: BlockCache) -> None:
         self._backend = backend
         self._cache = cache
-        self._folders: LRUCache[Hashable, _FolderReads] = LRUCache(maxsize=max_folders)
+        self._folders: LRUCache[Hashable, _FolderReads] = LRUCache(maxsize=MAX_FOLDERS)
         self._off = cache.config.group_fetch_bytes == 0
         self._refusals = 0
         #: the folder a reader was last seen going through, its parent, and when
@@ -122,10 +123,9 @@ class FolderPrefetch:
         ``folder_path`` gives the folder's path at the moment a request is
         made (it may have been renamed since the listing); ``next_folder``
         names the folder a reader walking the tree reaches next (the
-        following sibling), if its listing is at hand.
+        following sibling), if its listing is at hand.  The caller asked
+        :meth:`wants` first.
         """
-        if not self.wants(entry):
-            return
         now = trio.current_time()
         reads = self._folders.get(folder)
         if reads is None or reads.listing is not listing:
@@ -160,14 +160,9 @@ class FolderPrefetch:
         group costs its own size whatever the folder's.
         """
         listing = reads.listing
-        if start_name is None:
-            start: int | None = 0
-        else:
-            if reads.positions is None:
-                reads.positions = {item.name: index for index, item in enumerate(listing.entries)}
-            start = reads.positions.get(start_name)
-            if start is None:
-                return
+        start = 0 if start_name is None else listing.positions.get(start_name)
+        if start is None:
+            return
         offered: list[RemoteEntry] = []
         wanted: dict[ObjectKey, RemoteEntry] = {}
 

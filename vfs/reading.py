@@ -145,9 +145,8 @@ def bounded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Fail the request with ETIMEDOUT once it has run ``config.request_timeout``.
 
     A bare cancel scope rather than ``trio.fail_after``: every FUSE request
-    passes here, and the generator-based context manager costs several times
-    the scope itself (measured ~10 µs a request, a sizeable part of serving a
-    cached 4 KiB file).
+    passes here, and the generator-based context manager around the same
+    scope costs 1–2 µs more a request (trio 0.35, CPython 3.11).
     """
 
     @functools.wraps(method)
@@ -508,14 +507,14 @@ class Reading:
         parent = self.inodes.get(folder.parent)
         if folder.kind is not Kind.LIVE or parent is None or (siblings := self.listings.peek(parent.key)) is None:
             return None
-        entry = siblings.by_name.get(folder.name)
-        if entry is None:
+        place = siblings.positions.get(folder.name)
+        if place is None:
             return None
-        following = siblings.entries[siblings.entries.index(entry) + 1:]
+        following = itertools.islice(siblings.entries, place + 1, None)
         sibling = next((item for item in following if item.is_dir), None)
         if sibling is None:
             return None
-        key = self._live_or_snapshot_child(parent, sibling).key
+        key = sibling.object_id  # a live folder's key (``folder`` is live, so its siblings are)
         listing = self.listings.peek(key)
         return None if listing is None else (key, listing, (*self.inodes.remote_path(parent), sibling.name))
 

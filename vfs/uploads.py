@@ -202,18 +202,18 @@ class UploadQueue:
         if waiter.error is not None:
             raise waiter.error
 
-    async def settle(self, record_id: int, *, patience: float = SETTLE_PATIENCE) -> None:
+    async def settle(self, record_id: int) -> None:
         """Let an upload of the record in flight end, so the caller sees what the portal has.
 
         A rename or a delete must not cut an upload short: whether the portal stored it
         would be unknown (a cancelled POST may have landed), and a file renamed over it, or
         the name deleted, would then meet a stray copy or a false conflict.  Only an upload
-        still running after ``patience`` seconds (a large file) is cancelled.
+        still running after ``SETTLE_PATIENCE`` seconds (a large file) is cancelled.
         """
         running = self._busy.get(record_id)
         if running is None:
             return
-        with trio.move_on_after(patience):
+        with trio.move_on_after(SETTLE_PATIENCE):
             await running.done.wait()
         if not running.done.is_set():
             running.scope.cancel()
