@@ -7,6 +7,8 @@ a worker thread so the trio loop of the test stays responsive.
 
 from __future__ import annotations
 
+import errno
+import random
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,6 +21,7 @@ import trio
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess
 from vfs.backends.ctera import CteraBackend, open_ctera_backend
+from vfs.backends.ctera.bulk import BulkTransport
 
 T = TypeVar("T")
 
@@ -91,3 +94,61 @@ def one_shot_server(serve: Callable[[socket.socket], None]) -> Iterator[int]:
         thread.join(timeout=10)
         listener.close()
     assert not thread.is_alive()
+
+
+class CountingSource:
+    """A source that counts how often it is started and produces its bytes on the fly;
+    it can fail (``OSError(EIO)``, as a staged copy that cannot be read) or stall
+    forever once ``fail_after``/``stall_after`` bytes are out."""
+
+    def __init__(self, size: int, seed: int = 7, chunk: int = 256 << 10, *, fail_after: int | None = None,
+                 stall_after: int | None = None) -> None:
+        self.size, self.seed, self.chunk = size, seed, chunk
+        self.fail_after, self.stall_after = fail_after, stall_after
+        self.calls = 0
+
+    def expected(self) -> bytes:
+        return b"".join(self._pieces())
+
+    def _pieces(self) -> list[bytes]:
+        rng = random.Random(self.seed)
+        pieces, left = [], self.size
+        while left:
+            length = min(left, rng.randrange(1, self.chunk))
+            pieces.append(rng.randbytes(length))
+            left -= length
+        return pieces
+
+    def __call__(self) -> AsyncIterator[bytes]:
+        self.calls += 1
+        return self._generate()
+
+    async def _generate(self) -> AsyncIterator[bytes]:
+        rng = random.Random(self.seed)
+        left = self.size
+        while left:
+            sent = self.size - left
+            if self.fail_after is not None and sent >= self.fail_after:
+                raise OSError(errno.EIO, "the staged copy cannot be read")
+            if self.stall_after is not None and sent >= self.stall_after:
+                await trio.sleep_forever()
+            length = min(left, rng.randrange(1, self.chunk))
+            yield rng.randbytes(length)
+            left -= length
+
+
+class BulkSends:
+    """Records the method of every request a backend's bulk transport sends (it still sends them)."""
+
+    def __init__(self, backend: CteraBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        transport = backend._session.bulk
+        assert transport is not None
+        self.transport: BulkTransport = transport
+        self.methods: list[str] = []
+        real = transport.send
+
+        async def send(method: str, *args: Any, **kwargs: Any) -> Any:
+            self.methods.append(method)
+            return await real(method, *args, **kwargs)
+
+        monkeypatch.setattr(transport, "send", send)

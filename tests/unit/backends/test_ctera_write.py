@@ -8,7 +8,6 @@ believes its own answers cannot pass.
 from __future__ import annotations
 
 import hashlib
-import random
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess, running_portal
-from tests.unit.backends.conftest import connect, download, expire_sessions, in_thread
+from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, expire_sessions, in_thread
 from vfs.backends.base import (
     Exists,
     InvalidName,
@@ -29,6 +28,7 @@ from vfs.backends.base import (
     UploadSource,
 )
 from vfs.backends.ctera import CteraBackend
+from vfs.backends.ctera.uploads import BULK_UPLOAD_MIN
 from wire import ctera_xml
 
 MIB = 1 << 20
@@ -42,38 +42,6 @@ def source_of(data: bytes, chunk: int = 64 << 10) -> UploadSource:
             yield data[offset : offset + chunk]
 
     return chunks
-
-
-class CountingSource:
-    """A source that counts how often it is started and produces its bytes on the fly."""
-
-    def __init__(self, size: int, seed: int = 7, chunk: int = 256 << 10) -> None:
-        self.size, self.seed, self.chunk = size, seed, chunk
-        self.calls = 0
-
-    def expected(self) -> bytes:
-        return b"".join(self._pieces())
-
-    def _pieces(self) -> list[bytes]:
-        rng = random.Random(self.seed)
-        pieces, left = [], self.size
-        while left:
-            length = min(left, rng.randrange(1, self.chunk))
-            pieces.append(rng.randbytes(length))
-            left -= length
-        return pieces
-
-    def __call__(self) -> AsyncIterator[bytes]:
-        self.calls += 1
-        return self._generate()
-
-    async def _generate(self) -> AsyncIterator[bytes]:
-        rng = random.Random(self.seed)
-        left = self.size
-        while left:
-            length = min(left, rng.randrange(1, self.chunk))
-            yield rng.randbytes(length)
-            left -= length
 
 
 @pytest.fixture
@@ -143,7 +111,10 @@ async def test_an_empty_file_uploads(portal: PortalProcess, alice: CteraBackend)
     assert await served(portal, "My Files/empty") == b""
 
 
-async def test_a_multi_mib_upload_is_streamed_with_its_exact_length(portal: PortalProcess, alice: CteraBackend) -> None:
+async def test_a_multi_mib_upload_is_streamed_with_its_exact_length(
+    portal: PortalProcess, alice: CteraBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sends = BulkSends(alice, monkeypatch)
     source = CountingSource(5 * MIB + 12345)
     before = alice.statistics()
     entry = await alice.upload(("My Files", "big.bin"), source, source.size)
@@ -153,6 +124,12 @@ async def test_a_multi_mib_upload_is_streamed_with_its_exact_length(portal: Port
     assert after.count("upload") - before.count("upload") == 1
     content = await served(portal, "My Files/big.bin")
     assert hashlib.sha256(content).digest() == hashlib.sha256(source.expected()).digest()
+    assert sends.methods == ["POST"]  # a large file goes through the bulk transport
+    assert len(sends.transport._idle) == 1  # and leaves its connection clean
+    small = CountingSource(BULK_UPLOAD_MIN - 1, seed=2)
+    await alice.upload(("My Files", "small.bin"), small, small.size)
+    assert sends.methods == ["POST"]  # a small one goes through httpx
+    assert await served(portal, "My Files/small.bin") == small.expected()
 
 
 @pytest.mark.slow
@@ -221,11 +198,14 @@ async def test_an_upload_beyond_the_quota_is_quota_exceeded(tmp_path: Path) -> N
             assert small.size == 1000
 
 
-async def test_session_expiry_before_an_upload_is_transparent(portal: PortalProcess, alice: CteraBackend) -> None:
+async def test_session_expiry_before_an_upload_is_transparent(
+    portal: PortalProcess, alice: CteraBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The uid is cached, so the upload itself meets the expired session: the portal
     drains the body, answers 302, and the body goes again from a fresh ``source()``."""
     await alice.upload(("My Files", "warm-up"), source_of(b"w"), 1)
     await in_thread(expire_sessions, portal)
+    sends = BulkSends(alice, monkeypatch)
     source = CountingSource(3 * MIB)
     before = alice.statistics()
     entry = await alice.upload(("My Files", "after-expiry.bin"), source, source.size)
@@ -233,6 +213,7 @@ async def test_session_expiry_before_an_upload_is_transparent(portal: PortalProc
     assert entry.size == source.size
     assert after.relogins - before.relogins == 1
     assert source.calls == 2 and after.upload_bytes - before.upload_bytes == 2 * source.size
+    assert sends.methods == ["POST", "POST"]  # both sends went through the bulk transport
     assert await served(portal, "My Files/after-expiry.bin") == source.expected()
 
 

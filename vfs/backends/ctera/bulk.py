@@ -140,27 +140,27 @@ class BulkTransport:
 
     async def get(self, target: str, headers: Mapping[str, str], *, what: str | None = None,
                   url: str | None = None) -> BulkResponse:
-        """Send ``GET target``; the response with its status and headers, body unread.
-
-        Raises Unreachable (cannot connect) or Transient (anything that failed
-        once connected), like the httpx path's error translation.  ``what``
-        (default ``GET <target>``) names the request in those errors, for the
-        body's reads too, and ``url`` (default :attr:`url`) the portal.
-        """
+        """``send("GET", …)``."""
         return await self.send("GET", target, headers, what=what, url=url)
 
     async def send(self, method: str, target: str, headers: Mapping[str, str], *,
                    body: Callable[[], httpx.AsyncByteStream] | None = None, what: str | None = None,
                    url: str | None = None) -> BulkResponse:
-        """Like :meth:`get`, for any method, with a request body streamed from ``body()``.
+        """Send ``method target``; the response with its status and headers, body unread.
 
-        ``headers`` must give the body's ``content-length`` (it goes out
-        unchunked).  This task iterates the stream and hands its chunks to the
-        worker that sends them (:mod:`.bulk_body`), so whatever the stream
-        raises is raised here as it is, not as a transport error.  A request
-        with a body always goes on a new connection: one the portal closed
-        while it sat idle could not be told from a failure mid-body, and the
-        body cannot be sent twice.
+        Raises Unreachable (cannot connect) or Transient (anything that failed
+        once connected), like the httpx path's error translation.  ``what``
+        (default ``METHOD <target>``) names the request in those errors, for
+        the body's reads too, and ``url`` (default :attr:`url`) the portal.
+
+        A request body is streamed from ``body()``; ``headers`` must give its
+        ``content-length`` (it goes out unchunked).  This task iterates the
+        stream and hands its chunks to the worker that sends them
+        (:mod:`.bulk_body`), so whatever the stream raises is raised here as it
+        is, not as a transport error.  Only a ``GET`` may go on a kept-alive
+        connection (and be sent again when the portal had closed it while it
+        sat idle); anything else gets a new one, since it must not be sent
+        twice and a body cannot be.
         """
         if not target.startswith("/") or not target.isascii():
             raise ValueError(f"not a percent-encoded request target: {target!r}")
@@ -187,7 +187,7 @@ class BulkTransport:
     def _send(self, exchange: Exchange, method: str, target: str, headers: dict[str, str],
               body: BodyPipe | None = None) -> http.client.HTTPResponse:
         while True:
-            connection, reused = self._acquire(exchange, fresh=body is not None)
+            connection, reused = self._acquire(exchange, fresh=method != "GET")
             exchange.attach(connection)
             try:
                 try:

@@ -19,7 +19,9 @@ download (``POST {ctx}/folders/folders/<uid>``).  The uid is
   ProtocolError) under a *remembered* uid makes the folder be looked up
   again, and the request is sent once more only if that gives another uid:
   the same uid means the refusal was about the request, not the uid, and it
-  stands (sending it again would just be refused again).
+  stands (sending it again would just be refused again), and the uids
+  remembered below the folder stay.  Another uid, or a failed lookup, forgets
+  the folder's whole subtree.
 """
 
 from __future__ import annotations
@@ -119,10 +121,15 @@ class CloudFolders:
             return await request(remembered)
         except (NotFound, ProtocolError) as exc:
             log.info("%s: refused with a remembered cloud folder uid (%s); looking it up again", what, exc)
-            self._uids.forget(folder)
-            uid = await self._look_up(folder, refusal)
-            if uid == remembered:
+            try:
+                uid = await self._look_up(folder, refusal)
+            except BackendError:
+                self._uids.forget(folder)  # the folder itself is gone or changed: its subtree too
                 raise
+            if uid == remembered:
+                raise  # the refusal was about the request; what is remembered below still holds
+            self._uids.forget(folder)  # another cloud folder: what was learnt below it is wrong too
+            self._uids.learn(folder, uid)
         return await request(uid)
 
     async def _look_up(self, folder: Path, refusal: Refusal) -> str:

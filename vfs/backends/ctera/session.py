@@ -215,9 +215,6 @@ class Session:
         """
         if bulk and content is not None:
             raise ValueError("a bulk request streams its body (body=), never content=")
-        if bulk and method != "GET" and body is None:
-            # Sent on a kept-alive connection, it could be sent twice (bulk.py).
-            raise ValueError("only a GET or a request with a streamed body can be sent as a bulk request")
         key = _request_key(method, path, content)
         renewed = False
         while True:
@@ -291,7 +288,7 @@ class Session:
             take(await response.read_some(limit + 1))
         else:
             await receive(response, take, what=what, url=self.url)
-        return bytes(body[:limit])
+        return bytes(body) if len(body) <= limit else bytes(body[:limit])
 
     async def error_of(self, response: AnyResponse, *, what: str) -> BackendError:
         """The ``BackendError`` of a non-2xx response (its body's reason included)."""
