@@ -35,7 +35,7 @@ XML            Python
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from xml.sax.saxutils import escape as _escape_text
@@ -258,7 +258,3 @@ def parse_timestamp(text: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)
     return parsed.timestamp()
-
-
-def fields_of(value: Mapping[str, Value] | Obj) -> Mapping[str, Value]:
-    return value.fields if isinstance(value, Obj) else value

@@ -9,6 +9,8 @@ A document is now read in two or three steps:
    input harmless (a ``DOCTYPE`` is refused outright, so no entity can be
    declared, expanded or fetched; parameter entities are never parsed).  A
    document that fails here fails with expat's message, exactly as before.
+   A document not in UTF-8 (UTF-16, an 8-bit encoding) skips to step 3,
+   whose parser is configured the same way and checks as it reads.
 2. **Fast read.**  A checked document written only in the plain spellings the
    portal and the SDK emit (``<obj class="…">``, ``<att id="…">``, ``<val>…</val>``,
    ``<val />``, ``<list>``, ``<list />``, no comments, CDATA, namespaces or
@@ -42,13 +44,12 @@ __all__ = ["decode_document"]
 
 def decode_document(data: bytes | str) -> Value:
     """Decode one non-blank document; XmlDecodeError if it is not a value of this encoding."""
-    _parse(_new_parser(), data)
     text = _utf8_text(data)
-    if text is not None:
-        value = _fast_read(text)
-        if value is not _NOT_PLAIN:
-            return value
-    return _event_read(data)
+    if text is None:
+        return _event_read(data)  # checks as it reads: no need for the check of step 1
+    _parse(_new_parser(), data)
+    value = _fast_read(text)
+    return value if value is not _NOT_PLAIN else _event_read(data)
 
 
 # ---------------------------------------------------------------------------
@@ -168,6 +169,8 @@ def _fast_read(text: str) -> Value:
         if tag:
             action, argument = memo.get(tag) or _understand(tag)
             if action >= _CLOSE_OBJ:
+                if action == _NOT_FAST:
+                    return _NOT_PLAIN
                 if action == _CLOSE_ATT:
                     if kind == _IN_ATT:
                         container[name] = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tests.support.portal_process import PortalProcess
 
-_LINE = re.compile(r"portal\.http: (?P<verb>[A-Z]+) (?P<path>.*?)(?: \[(?P<method>\w+)\])? -> (?P<status>\d+), (?P<bytes>\w+) bytes")
+_LINE = re.compile(r"portal\.http: (?P<verb>[A-Z]+) (?P<path>.*?)(?: \[(?P<method>\w+)\])? -> (?P<status>\d+), (?P<bytes>\d+) bytes")
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,8 @@ class RequestLog:
     def since(self) -> list[LoggedRequest]:
         found = []
         for match in _LINE.finditer(self._portal.log()[self._start :]):
-            size = match["bytes"]
             found.append(LoggedRequest(match["verb"], match["path"], match["method"], int(match["status"]),
-                                       int(size) if size.isdigit() else 0))
+                                       int(match["bytes"])))
         return found
 
     def content_bytes(self) -> int:
