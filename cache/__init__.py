@@ -43,6 +43,7 @@ from .private_dir import CacheDirectoryError
 from .readahead import ReadStream
 from .staging import (
     BaseFetch,
+    ChangeWatch,
     ContentChanged,
     StagedFile,
     StagingStore,
@@ -55,6 +56,7 @@ __all__ = [
     "BlockCache",
     "BlockKey",
     "CacheConfig",
+    "ChangeWatch",
     "CacheDirectoryError",
     "CacheStatistics",
     "ContentChanged",

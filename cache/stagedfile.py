@@ -27,6 +27,7 @@ mutable ``Record`` documents which lock guards which field.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,28 @@ STATES = frozenset({"open", "pending", "uploading", "held"})
 
 class ContentChanged(Exception):
     """The staged file was written, truncated or discarded while ``content()`` streamed it."""
+
+
+class ChangeWatch:
+    """Whether what a reader took from a staged file, in order from its start, is still its content.
+
+    For a reader that sends a file's prefix somewhere before the file is
+    finished (an upload started while it is still being written).  The store
+    moves ``covered`` to the end of each read while it holds the record's
+    lock, so a write racing a read is either in the bytes read or after them;
+    any change after that below ``covered`` sets ``broken``.  A discard counts
+    as a change at offset 0.
+    """
+
+    __slots__ = ("covered", "broken", "__weakref__")
+
+    def __init__(self) -> None:
+        self.covered = 0
+        self.broken = False
+
+    def changed_at(self, offset: int) -> None:
+        if offset < self.covered:
+            self.broken = True
 
 
 def check_state(state: str) -> None:
@@ -105,6 +128,14 @@ class Record:
     generation: int = 0
     discarded: bool = False
     lock: trio.Lock = field(default_factory=trio.Lock)
+    watches: weakref.WeakSet[ChangeWatch] = field(default_factory=weakref.WeakSet)
+    """Told of every change of content (alive while their holder keeps them)."""
+
+    def changed_at(self, offset: int) -> None:
+        """Bump ``generation`` for a change of content at ``offset`` and up; tell the watches."""
+        self.generation += 1
+        for watch in self.watches:
+            watch.changed_at(offset)
 
     def snapshot(self) -> StagedFile:
         return StagedFile(self.id, self.path, self.object_id, self.base_version,

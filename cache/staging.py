@@ -91,6 +91,7 @@ from .flights import IncompleteFetch
 from .private_dir import open_off_loop
 from .stagedfile import (
     BaseFetch,
+    ChangeWatch,
     ContentChanged,
     Record,
     StagedFile,
@@ -100,7 +101,7 @@ from .stagedfile import (
 from .stagingjournal import Journal, JournalRow, Recovered, open_journal
 from .staginglayout import Layout, Segment, Source
 
-__all__ = ["BaseFetch", "ContentChanged", "StagedFile", "StagingStore", "open_staging_store"]
+__all__ = ["BaseFetch", "ChangeWatch", "ContentChanged", "StagedFile", "StagingStore", "open_staging_store"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -202,29 +203,41 @@ class StagingStore:
         self._records[record_id] = record
         return record.snapshot()
 
-    async def read(self, id: int, offset: int, length: int, fetch_base: BaseFetch) -> bytes:
-        """Up to ``length`` bytes of the content at ``offset`` (fewer at the end)."""
+    async def read(self, id: int, offset: int, length: int, fetch_base: BaseFetch, *,
+                   watch: ChangeWatch | None = None) -> bytes:
+        """Up to ``length`` bytes of the content at ``offset`` (fewer at the end); ``watch``
+        (from :meth:`watch`) then covers them."""
         if offset < 0 or length < 0:
             raise ValueError(f"negative offset or length: {offset}, {length}")
-        data, _ = await self._read(self._record(id), offset, length, fetch_base)
+        data, _ = await self._read(self._record(id), offset, length, fetch_base, watch)
         return data
 
+    def watch(self, id: int) -> ChangeWatch:
+        """A watch of ``id``'s content from now on; it lives as long as the caller keeps it."""
+        watch = ChangeWatch()
+        self._record(id).watches.add(watch)
+        return watch
+
     async def _read(self, record: Record, offset: int, length: int,
-                    fetch_base: BaseFetch) -> tuple[bytes, int]:
+                    fetch_base: BaseFetch, watch: ChangeWatch | None = None) -> tuple[bytes, int]:
         """The bytes and the generation they belong to."""
         generation = record.generation
         plan = record.layout.plan_read(offset, length)
         fetched = await self._fetch_segments(plan, fetch_base)
         if generation == record.generation and all(s.source is not Source.FILE for s in plan):
-            return self._assemble(plan, fetched, []), generation
-        async with record.lock:
-            self._check_alive(record)
-            if generation != record.generation:
-                # Changed while we fetched: plan again; under the lock it cannot change again.
-                generation = record.generation
-                plan = record.layout.plan_read(offset, length)
-                fetched = await self._fetch_segments(plan, fetch_base)
-            return await self._assemble_with_file(record, plan, fetched), generation
+            data = self._assemble(plan, fetched, [])
+        else:
+            async with record.lock:
+                self._check_alive(record)
+                if generation != record.generation:
+                    # Changed while we fetched: plan again; under the lock it cannot change again.
+                    generation = record.generation
+                    plan = record.layout.plan_read(offset, length)
+                    fetched = await self._fetch_segments(plan, fetch_base)
+                data = await self._assemble_with_file(record, plan, fetched)
+        if watch is not None:  # still the content of ``generation``: no await since
+            watch.covered = max(watch.covered, offset + len(data))
+        return data, generation
 
     @staticmethod
     async def _fetch_segments(plan: list[Segment], fetch_base: BaseFetch) -> list[bytes]:
@@ -282,7 +295,7 @@ class StagingStore:
             finally:
                 self._reserved -= reserved
                 self._usage += layout.charge() - before
-            self._changed(record)
+            self._changed(record, offset)
         return len(data)
 
     async def truncate(self, id: int, size: int, fetch_base: BaseFetch) -> None:
@@ -296,6 +309,7 @@ class StagingStore:
             layout = record.layout
             if size == layout.size:
                 return  # no change (and a content() in progress need not restart)
+            changed_from = min(size, layout.size)
             plan = layout.plan_truncate(size)
             before = layout.charge()
             reserved = self._reserve(layout.charge_after_truncate(plan) - before)
@@ -315,7 +329,7 @@ class StagingStore:
             finally:
                 self._reserved -= reserved
                 self._usage += layout.charge() - before
-            self._changed(record)
+            self._changed(record, changed_from)
 
     async def set_mtime(self, id: int, mtime: float) -> None:
         """Set the modification time (durable at the next ``commit``, like a write)."""
@@ -341,9 +355,9 @@ class StagingStore:
             self._check_open()  # the store may have closed while we waited
             return await trio.to_thread.run_sync(function, *args)
 
-    def _changed(self, record: Record) -> None:
+    def _changed(self, record: Record, offset: int) -> None:
         record.mtime = record.dirty_since = self._clock()
-        record.generation += 1
+        record.changed_at(offset)
 
     async def commit(self, id: int, *, state: str = "pending", meta: dict[str, str] | None = None) -> StagedFile:
         """Make the current content durable and set ``state`` (and ``meta``, replacing
@@ -482,7 +496,7 @@ class StagingStore:
             with trio.CancelScope(shield=True):
                 await self._journal_call(functools.partial(self._journal.delete, record.id, durable=durable))
                 record.discarded = True
-                record.generation += 1  # a content() in progress must notice
+                record.changed_at(0)  # a content() in progress, and any watch, must notice
                 del self._records[record.id]
                 self._usage -= record.layout.charge()
                 try:
