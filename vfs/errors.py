@@ -40,6 +40,7 @@ _ERRNO: tuple[tuple[type[base.BackendError], int], ...] = (
     (base.NameTooLong, errno.ENAMETOOLONG),
     (base.InvalidName, errno.EINVAL),
     (base.StaleVersion, errno.ESTALE),
+    (base.Unsupported, errno.ENOTSUP),
     (base.Unreachable, errno.EIO),
     (base.Transient, errno.EIO),
     (base.ProtocolError, errno.EIO),

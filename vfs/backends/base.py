@@ -20,6 +20,7 @@ Error tree (the filesystem maps each to one errno, in ``vfs.errors``)::
     ├── StaleVersion        the file changed remotely since it was described (ESTALE)
     ├── ProtocolError       the portal's reply made no sense (EIO; logged)
     ├── AuthenticationFailed  login refused: wrong user or password (EACCES)
+    ├── Unsupported         the portal does not offer this request (ENOTSUP)
     └── Transient           worth retrying: timeouts, resets, 5xx (EIO / ETIMEDOUT)
         └── Unreachable     the portal cannot be reached at all
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 Path = tuple[str, ...]
 
@@ -83,6 +84,10 @@ class ProtocolError(BackendError):
 
 class AuthenticationFailed(BackendError):
     pass
+
+
+class Unsupported(BackendError):
+    """The portal does not offer this request at all (an optional capability)."""
 
 
 class Transient(BackendError):
@@ -243,4 +248,26 @@ class WritableBackend(Backend, Protocol):
 
     async def undelete(self, path: Path) -> None:
         """Bring back the most recently deleted item at ``path``.  NotFound, Exists."""
+        ...
+
+
+@runtime_checkable
+class StreamingUploads(Protocol):
+    """Optional: an upload that starts before the content's length is known.
+
+    The portal's own upload needs the size before the first byte, so a file
+    can only be sent once it is closed.  A backend offering this can start
+    sending a file while it is still being written; the filesystem uses it
+    only as a head start, falling back to :meth:`WritableBackend.upload`
+    whenever it fails.
+    """
+
+    async def upload_streamed(self, path: Path, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
+        """Make ``content`` (read once, to its end) the content of the file at ``path``.
+
+        Not retried, since ``content`` cannot be replayed; if ``content``
+        raises, the portal must keep nothing of it.  With ``new`` it is
+        refused (StaleVersion) if the path exists by the time it arrives.
+        Unsupported if the portal offers no such upload.
+        """
         ...

@@ -153,8 +153,9 @@ class BulkTransport:
         (default ``METHOD <target>``) names the request in those errors, for
         the body's reads too, and ``url`` (default :attr:`url`) the portal.
 
-        A request body is streamed from ``body()``; ``headers`` must give its
-        ``content-length`` (it goes out unchunked).  This task iterates the
+        A request body is streamed from ``body()``: unchunked when ``headers``
+        give its ``content-length``, else with chunked transfer coding (a body
+        whose length is not known before its end).  This task iterates the
         stream and hands its chunks to the worker that sends them
         (:mod:`.bulk_body`), so whatever the stream raises is raised here as it
         is, not as a transport error.  Only a ``GET`` may go on a kept-alive
@@ -164,8 +165,6 @@ class BulkTransport:
         """
         if not target.startswith("/") or not target.isascii():
             raise ValueError(f"not a percent-encoded request target: {target!r}")
-        if body is not None and "content-length" not in {name.lower() for name in headers}:
-            raise ValueError("a streamed request body needs its content-length")
         exchange = Exchange(what or f"{method} {target}", url or self.url)
         all_headers = {"user-agent": USER_AGENT, **headers}
         if body is None:

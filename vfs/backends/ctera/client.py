@@ -10,6 +10,7 @@ backend call                  wire (spec section)
 ``list_snapshots(path)``      ``listSnapshots`` (§4.3; :mod:`.snapshots`)
 ``quota(path)``               ``PROPFIND`` on the cloud folder (:mod:`.quota`)
 ``upload(path, src, n)``      multipart ``POST {ctx}/upload/folders/<uid>`` (§4.6; :mod:`.uploads`)
+``upload_streamed(…)``        chunked ``PUT {ctx}/webdav/<href>``, length unknown (:mod:`.streamed_uploads`)
 ``make_folder(path)``         ``makeCollection`` (§4.7; :mod:`.changes`)
 ``move``/``copy``/``delete``  background tasks, polled (§4.8, §5; :mod:`.changes`, :mod:`.tasks`)
 ``list_deleted(path)``        ``fetchResources`` depth 1 with ``includeDeleted`` (§4.8)
@@ -81,6 +82,7 @@ from vfs.backends.ctera.resources import (
 from vfs.backends.ctera.session import ADMIN, SERVICES, Session
 from vfs.backends.ctera.snapshots import snapshot_refs
 from vfs.backends.ctera.tasks import TaskRunner
+from vfs.backends.ctera.streamed_uploads import StreamedUploader
 from vfs.backends.ctera.uploads import Uploader
 from vfs.backends.retry import RetryPolicy
 from wire import ctera_xml
@@ -134,6 +136,7 @@ class CteraBackend:
         self._uploader = Uploader(
             self._session, self._retry, self._counters, folders, stat=self.stat, on_retry=self._count_retry
         )
+        self._streamed_uploader = StreamedUploader(self._session, self._counters, stat=self.stat)
         tasks = TaskRunner(
             self._session, self._retry, self._counters, timeout=task_timeout, on_retry=self._count_retry
         )
@@ -330,6 +333,12 @@ class CteraBackend:
         InvalidName, ReadOnly, PermissionDenied.
         """
         entry = await self._uploader.upload(path, source, size)
+        return self._reader.content_replaced(entry)
+
+    async def upload_streamed(self, path: Path, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
+        """A WebDAV ``PUT`` of ``content``, whose length is not known yet (one attempt; see
+        :mod:`vfs.backends.ctera.streamed_uploads`).  Unsupported if the portal takes no PUT."""
+        entry = await self._streamed_uploader.upload(path, content, new=new)
         return self._reader.content_replaced(entry)
 
     def check_name(self, name: str) -> None:

@@ -31,6 +31,7 @@ class RequestKind:
     ARCHIVE = "archive"  # POST {ctx}/folders/folders/<uid>: several files as one ZIP
     QUOTA = "quota"  # PROPFIND
     UPLOAD = "upload"  # POST {ctx}/upload/folders/<uid>, one per attempt
+    PUT = "put"  # PUT {ctx}/webdav/...: an upload begun while the file was still being written
     MKDIR = "mkdir"  # makeCollection
     MOVE = "move"  # moveResources (submissions, conflict resubmissions included)
     COPY = "copy"  # copyResources
