@@ -33,7 +33,9 @@ Choices and subtleties:
 * ``PROPPATCH`` answers 207 refusing every property with 403: live ones are
   protected, and the portal has nowhere to keep dead properties.
 * ``If-Match``/``If-None-Match`` are honoured on the target of ``PUT`` and
-  ``DELETE`` and the source of ``COPY``/``MOVE`` (412); there are no locks
+  ``DELETE`` and the source of ``COPY``/``MOVE`` (412); a ``PUT``'s are
+  checked again once its body has arrived (a body may take minutes, and the
+  target may change meanwhile); there are no locks
   (class 1), so ``LOCK``/``UNLOCK`` are 405.
 * Statuses: a missing parent is 409; a read-only place (the root, the
   ``Users`` containers, ``.snapshots`` and everything in a snapshot, a cloud
@@ -315,7 +317,9 @@ async def _put(store: Store, namespace: Namespace, request: Request, path: list[
         blob = await staged.commit()
         parent, name = _writable_parent(namespace, path)  # it may have gone while the body arrived
         assert parent.item is not None
-        replaced = namespace.child(parent, name) is not None
+        now_there = namespace.child(parent, name)
+        _check_conditions(request, now_there)  # and the target may have changed: a slow body must not win a race
+        replaced = now_there is not None
         item = store.put_file(parent.item, name, blob, staged.size)
     finally:
         staged.abort()

@@ -170,6 +170,19 @@ def test_put_conditions(dav: httpx.Client) -> None:
     assert dav.get(url("My Files/c.txt")).content == b"2"
 
 
+def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: httpx.Client) -> None:
+    """A long body that began while the name was free does not replace a file created meanwhile."""
+    def body() -> Iterator[bytes]:
+        yield b"slow " * 1000
+        api_put = api.put(url("My Files/raced.txt"), content=b"the other writer")  # another client, meanwhile
+        assert api_put.status_code == 201, api_put.text
+        yield b"slow " * 1000
+
+    reply = dav.put(url("My Files/raced.txt"), content=body(), headers={"if-none-match": "*"})
+    assert reply.status_code == 412, reply.text
+    assert dav.get(url("My Files/raced.txt")).content == b"the other writer"
+
+
 def test_quota_is_reported_and_enforced(tmp_path: Path) -> None:
     with running_portal(tmp_path / "data", "--quota", "10000") as portal, dav_client(portal) as dav:
         put(dav, "My Files/a.bin", b"a" * 6000)
