@@ -67,6 +67,7 @@ def settings_from(url: str, mountpoint: Path, options: MountOptions, password: s
         excludes=(*(DEFAULT_EXCLUDES if options.default_excludes else ()), *options.excludes),
         **({"upload_delay": options.upload_delay} if options.upload_delay is not None else {}),
         **({"upload_workers": options.upload_workers} if options.upload_workers is not None else {}),
+        **({"early_upload": options.early_upload} if options.early_upload is not None else {}),
         **({"read_ahead": options.read_ahead} if options.read_ahead is not None else {}),
         ca_file=options.ca_file,
         insecure=options.insecure,

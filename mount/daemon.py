@@ -40,6 +40,7 @@ from mount.readahead import DEFAULT_READ_AHEAD, set_kernel_read_ahead
 from vfs.backends.base import NotFound
 from vfs.backends.ctera import Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
+from vfs.early_uploads import EARLY_MIN
 from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
 from vfs.filesystem import Filesystem, FsConfig, WriteBack
 
@@ -70,6 +71,8 @@ class MountSettings:
     read_ahead: int = DEFAULT_READ_AHEAD
     upload_delay: float = 2.0
     upload_workers: int = 4
+    #: a file being written starts going up once it is this large (0: only once closed)
+    early_upload: int = EARLY_MIN
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
 
     @property
@@ -136,7 +139,7 @@ async def _run(settings: MountSettings, on_ready: Callable[[], None]) -> None:
             try:
                 writes = None if settings.read_only else WriteBack(
                     store, mtimes, Exclusions(settings.excludes), delay=settings.upload_delay,
-                    workers=settings.upload_workers)
+                    workers=settings.upload_workers, early_upload=settings.early_upload)
                 fs = Filesystem(backend, cache, settings.fs, root_path, root, writes)
                 await _mount_and_serve(settings, fs, root_path, on_ready)
             finally:

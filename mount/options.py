@@ -9,7 +9,7 @@ Options fall in four groups:
   ``listing_ttl=``, ``request_timeout=``, the network bounds ``connect_timeout=``,
   ``read_timeout=``, ``retry_time=``, ``uid=``/``gid=`` (owner shown), and the
   write-back knobs ``upload_delay=`` (seconds of quiet before an upload),
-  ``upload_workers=``, ``exclude=GLOB`` (repeatable: names kept local-only)
+  ``upload_workers=``, ``early_upload=`` (size at which a file still being written starts going up), ``exclude=GLOB`` (repeatable: names kept local-only)
   and ``no_default_excludes``;
 * FUSE's: ``allow_other``, ``allow_root``, ``auto_unmount``, ``default_permissions``,
   ``ro``, ``noatime`` … passed to the kernel;
@@ -61,6 +61,7 @@ class MountOptions:
     default_excludes: bool = True
     read_ahead: int | None = None
     folder_prefetch: int | None = None
+    early_upload: int | None = None
 
 
 def parse_options(texts: list[str], into: MountOptions | None = None) -> MountOptions:
@@ -90,8 +91,11 @@ def _apply(options: MountOptions, item: str) -> None:
         options.root = tuple(part for part in value.split("/") if part)
     elif name == "cache_dir":
         options.cache_dir = Path(value)
-    elif name in ("cache_size", "memory_cache", "read_ahead", "folder_prefetch"):
-        setattr(options, name, parse_size(value))
+    elif name in ("cache_size", "memory_cache", "read_ahead", "folder_prefetch", "early_upload"):
+        try:
+            setattr(options, name, parse_size(value))
+        except OptionError:
+            raise OptionError(f"{name}= wants a size (4096, 512M, 10G), got {value!r}") from None
     elif name == "ca_file":
         options.ca_file = Path(value)
     elif name in ("uid", "gid"):

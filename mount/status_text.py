@@ -133,7 +133,8 @@ def _uploads(uploads: dict[str, Any]) -> Iterator[str]:
         for entry in in_flight[:LIMIT]:
             size, sent = _number(entry.get("size")), _number(entry.get("sent")) or 0
             share = f" ({100 * sent / size:.0f}%)" if size else ""
-            yield f"  {_text(entry.get('path'))}: {human_size(sent)} of {human_size(size)}{share}"
+            early = " so far, still being written" if entry.get("early") else ""
+            yield f"  {_text(entry.get('path'))}: {human_size(sent)} of {human_size(size)}{share}{early}"
         yield from _more_after(in_flight)
 
 

@@ -61,6 +61,7 @@ from vfs.backends.base import (
     WritableBackend,
 )
 from vfs.conflicts import conflict_name
+from vfs.early_uploads import EARLY_MIN, EarlyUploadFailed, EarlyUploads
 from vfs.errors import VfsError, errno_for
 from vfs.exclusions import Exclusions
 from vfs.listings import list_all
@@ -123,7 +124,7 @@ class _Waiter:
 class UploadQueue:
     def __init__(self, backend: WritableBackend, store: StagingStore, listener: UploadListener, *,
                  fetch_base: Callable[[StagedFile], BaseFetch], exclusions: Exclusions,
-                 delay: float = 2.0, workers: int = 4) -> None:
+                 delay: float = 2.0, workers: int = 4, early_upload: int = EARLY_MIN) -> None:
         self._backend = backend
         self._store = store
         self._listener = listener
@@ -145,6 +146,9 @@ class UploadQueue:
         self.uploaded_bytes = 0
         self.conflicts: collections.deque[dict[str, object]] = collections.deque(maxlen=100)
         self.errors: collections.deque[dict[str, object]] = collections.deque(maxlen=20)
+        #: large files sent while they are still written (a head start; this queue decides)
+        self.early = EarlyUploads(backend, store, fetch_base=fetch_base, local_only=self.local_only,
+                                  minimum=early_upload)
 
     # ------------------------------------------------------------ scheduling
 
@@ -238,8 +242,13 @@ class UploadQueue:
             for record_id in ids:
                 nursery.start_soon(self.settle, record_id)
 
+    def written(self, record: StagedFile, end: int) -> None:
+        """``record`` was just written up to ``end`` (its early upload may start or go on)."""
+        self.early.written(record, end)
+
     async def cancel(self, record_id: int) -> None:
         """Forget the record's upload (it was deleted or replaced locally); one in flight ends first."""
+        self.early.abandon(record_id)
         self._due.pop(record_id, None)
         await self.settle(record_id)
         self._due.pop(record_id, None)
@@ -261,6 +270,7 @@ class UploadQueue:
         """The queue's service loop: start due uploads as workers allow."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await nursery.start(self.early.run)
             for record in self._store.records():  # recovered from the journal: due at once
                 if record.state == "held" and "held_errno" in record.meta:
                     # Refused by the portal last time; conditions may have changed (quota…).  Records
@@ -364,7 +374,7 @@ class UploadQueue:
                 assert remote is not None
                 entry = remote
             else:
-                entry = await self._backend.upload(target, self._source(flight, record), record.size)
+                entry = await self._send(flight, record, target)
         except ContentChanged:
             await self._back_to_pending(record, None)
             return
@@ -402,6 +412,24 @@ class UploadQueue:
             self.conflicts.append({"path": "/".join(record.path), "conflict_path": "/".join(entry.path), "when": when})
             self._listener.conflicted(record, entry)
         await self._finish(record, entry, conflict=conflict)
+
+    async def _send(self, flight: _InFlight, record: StagedFile, target: Path) -> RemoteEntry:
+        """Upload ``record`` to ``target``: by finishing its early upload when it has one that
+        fits (the record's own path), else, or if that fails, the ordinary way."""
+        early = self.early.take(record.id)
+        if early is not None:
+            if early.path != target:  # renamed meanwhile (a temp file saved over another), or a conflict copy
+                early.abandon()
+            else:
+                try:
+                    entry = await early.finish(record)
+                except EarlyUploadFailed as exc:
+                    log.info("%s: the upload begun while it was written failed (%s); sending it whole",
+                             "/".join(record.path), exc)
+                else:
+                    flight.sent = record.size
+                    return entry
+        return await self._backend.upload(target, self._source(flight, record), record.size)
 
     def _source(self, flight: _InFlight, record: StagedFile) -> Callable[[], AsyncIterator[bytes]]:
         fetch = self._fetch_base(record)
@@ -602,7 +630,7 @@ class UploadQueue:
             pending.append({"path": "/".join(record.path), "size": record.size, "age": max(0.0, now - record.dirty_since),
                             "state": state, "attempts": record.attempts, "last_error": record.last_error})
         in_flight = [{"path": "/".join(f.record.path), "size": f.record.size, "sent": f.sent}
-                     for f in self._busy.values()]
+                     for f in self._busy.values()] + self.early.status()
         return {"pending": pending, "in_flight": in_flight, "uploaded": self.uploaded_count,
                 "bytes_uploaded": self.uploaded_bytes}
 

@@ -38,6 +38,7 @@ from cache import BaseFetch, BlockCache, MtimeStore, StagedFile, StagingStore
 from vfs import saves
 from vfs.attributes import Attributes, Entry, OpenFile
 from vfs.backends.base import Path, RemoteEntry, WritableBackend
+from vfs.early_uploads import EARLY_MIN
 from vfs.errors import VfsError, backend_errors, staging_errors
 from vfs.exclusions import Exclusions
 from vfs.inodes import Kind, Node
@@ -62,6 +63,8 @@ class WriteBack:
     delay: float = 2.0
     #: uploads running at once
     workers: int = 4
+    #: a file being written starts going up once it is this large (0: only once closed; vfs.early_uploads)
+    early_upload: int = EARLY_MIN
 
 
 class Writing(Reading):
@@ -79,7 +82,8 @@ class Writing(Reading):
         self.mtimes = writes.mtimes
         self.overlay = Overlay(writes.store.records())
         self.uploads = UploadQueue(backend, writes.store, self, fetch_base=self._base_fetch,
-                                   exclusions=writes.exclusions, delay=writes.delay, workers=writes.workers)
+                                   exclusions=writes.exclusions, delay=writes.delay, workers=writes.workers,
+                                   early_upload=writes.early_upload)
 
     # ------------------------------------------------------------ checks
 
@@ -270,7 +274,9 @@ class Writing(Reading):
             # next open must not keep the page cache (mount/kernel.py).
             opened.node.cached_version = None
         opened.dirty = True
-        self._refresh(opened.node, record_id)
+        record = self._refresh(opened.node, record_id)
+        if opened.node.orphan_record != record_id and self.uploads is not None:  # an unlinked file: never
+            self.uploads.written(record, offset + written)
         return written
 
     async def _ensure_staged(self, handle: int) -> tuple[_FileHandle, StagedFile]:

@@ -131,11 +131,13 @@ def _after_fsync(portal: PortalProcess, view: PortalView, mount: MountProcess) -
 BIG = 64 << 20
 
 
-def wait_for_upload_in_progress(portal: PortalProcess, timeout: float = 60) -> None:
-    """Until the reference portal is receiving an upload: it writes one into ``tmp/*.part``."""
+def wait_for_upload_in_progress(portal: PortalProcess, timeout: float = 60, *, at_least: int = 1 << 20) -> None:
+    """Until the reference portal is receiving an upload (it writes one into ``tmp/*.part``) and
+    has ``at_least`` bytes of it (it writes in pieces of 1 MiB)."""
+    wanted = max(1 << 20, at_least - (1 << 20))
 
     def receiving() -> bool:
-        return any(part.stat().st_size >= 1 << 20 for part in (portal.data_dir / "tmp").glob("*.part"))
+        return any(part.stat().st_size >= wanted for part in (portal.data_dir / "tmp").glob("*.part"))
 
     # FileNotFoundError: an upload finished between the listing and the stat
     wait_for(receiving, timeout, "an upload to reach the portal", interval=0.005, ignoring=(FileNotFoundError,))
@@ -146,6 +148,14 @@ def _during_big_upload(portal: PortalProcess, view: PortalView, mount: MountProc
     write_file(mount.mountpoint / "big.bin", content(9, BIG))
     wait_for_upload_in_progress(portal)
     return Expected({"big.bin": content(9, BIG)}, versions={"big.bin": 2})
+
+
+def _during_early_upload(portal: PortalProcess, view: PortalView, mount: MountProcess) -> Expected:
+    """A 64 MiB rewrite, closed and sent as it was written, killed before the upload queue ended
+    the stream (vfs/early_uploads.py): the portal must keep nothing of it, the journal the rest."""
+    write_file(mount.mountpoint / "big.bin", content(11, BIG))
+    wait_for_upload_in_progress(portal, at_least=BIG)
+    return Expected({"big.bin": content(11, BIG)}, versions={"big.bin": 2})
 
 
 def _just_after_close(portal: PortalProcess, view: PortalView, mount: MountProcess) -> Expected:
@@ -159,13 +169,18 @@ class KillPoint:
     act: Callable[[PortalProcess, PortalView, MountProcess], Expected]
     options: tuple[str, ...] = (HOLD_BACK,)
     on_the_portal: dict[str, bytes] = field(default_factory=dict)  # files there before the mount
+    #: killed while this file was being sent: the portal must still have only its first version
+    mid_upload: str | None = None
 
 
 KILL_POINTS = {
     "after_close": KillPoint(_after_close),
     "after_rename": KillPoint(_after_rename, on_the_portal={"report.txt": b"the portal's first version"}),
     "after_fsync": KillPoint(_after_fsync),
-    "during_big_upload": KillPoint(_during_big_upload, ("upload_delay=0",), {"big.bin": content(8, 1 << 20)}),
+    "during_big_upload": KillPoint(_during_big_upload, ("upload_delay=0", "early_upload=0"),
+                                   {"big.bin": content(8, 1 << 20)}, mid_upload="big.bin"),
+    "during_early_upload": KillPoint(_during_early_upload, (HOLD_BACK,), {"big.bin": content(8, 1 << 20)},
+                                     mid_upload="big.bin"),
     "just_after_close": KillPoint(_just_after_close, ("upload_delay=0",)),
 }
 
@@ -182,8 +197,8 @@ def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tm
         with mounted(portal, mountpoint, options=kill_point.options, cache_dir=cache) as mount:
             expected = kill_point.act(portal, view, mount)
             kill_daemon(mount)
-        if point == "during_big_upload":  # else this case would kill nothing mid-upload
-            assert view.uploads_of("big.bin") == 1, "the upload had ended before the kill"
+        if kill_point.mid_upload is not None:  # else this case would kill nothing mid-upload
+            assert view.uploads_of(kill_point.mid_upload) == 1, "the upload had ended before the kill"
 
         # Remount with the same cache directory and never touch the mountpoint: the journal is
         # replayed at mount time.  The long delay shows recovered uploads do not wait for it.

@@ -325,6 +325,36 @@ def test_a_fifty_mib_file_written_in_one_mib_chunks(place: Place) -> None:
     path.unlink()  # keeps the shared portal light for the whole-tree comparison at the end
 
 
+def test_a_large_file_goes_up_while_it_is_written_in_one_put(own_drive: Drive) -> None:
+    """Past ``early_upload`` (16 MiB) the file is sent while still open; its close ends that
+    one request, and no upload follows (vfs/early_uploads.py)."""
+    log = RequestLog(own_drive.portal)
+    log.mark()
+    rng = random.Random(40)
+    model = bytearray()
+    with open(own_drive.root / "copy.bin", "wb", buffering=0) as file:
+        for _ in range(24):
+            chunk = rng.randbytes(MiB)
+            file.write(chunk)
+            model += chunk
+
+        def streaming() -> int:
+            early = [e for e in status_json(own_drive.root)["uploads"]["in_flight"] if e.get("early")]
+            return early[0]["sent"] if early else 0
+
+        own_drive.view.wait_for(lambda: streaming() > 16 * MiB, timeout=60, what="the early upload")
+        assert not own_drive.view.exists("copy.bin")  # sent, not yet ended: not the portal's
+        for _ in range(8):
+            chunk = rng.randbytes(MiB)
+            file.write(chunk)
+            model += chunk
+    expected = sha256(bytes(model))
+    own_drive.view.wait_for(lambda: sha256(own_drive.view.read("copy.bin")) == expected, timeout=60,
+                            what="copy.bin whole on the portal")
+    sends = [(r.verb, r.status) for r in log.since() if r.verb == "PUT" or "/upload/" in r.path]
+    assert sends == [("PUT", 201)]
+
+
 def test_a_partial_rewrite_of_a_large_portal_file_fetches_only_the_block_it_changes(
         portal: PortalProcess, tmp_path: Path) -> None:
     rng = random.Random(20)

@@ -36,3 +36,11 @@ def test_an_empty_or_odd_snapshot_renders() -> None:
     assert render({}).splitlines()[2] == "Uploads: nothing pending"
     assert "Conflicts" not in render({"conflicts": "nonsense", "errors": 3})
     assert "Recent errors:" in render({"errors": ["boom"]})
+
+
+def test_an_upload_begun_while_the_file_is_written_says_so() -> None:
+    in_flight = [{"path": "video.mkv", "size": 4 << 20, "sent": 1 << 20, "early": True},
+                 {"path": "done.bin", "size": 4 << 20, "sent": 1 << 20}]
+    lines = render({"mountpoint": "/m", "uploads": {"pending": [], "in_flight": in_flight}}).splitlines()
+    assert "  video.mkv: 1.0 MiB of 4.0 MiB (25%) so far, still being written" in lines
+    assert "  done.bin: 1.0 MiB of 4.0 MiB (25%)" in lines

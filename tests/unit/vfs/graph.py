@@ -37,6 +37,7 @@ from vfs.attributes import DirEntry, Entry
 from vfs.backends.base import Backend
 from vfs.backends.ctera import CteraBackend, Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
+from vfs.early_uploads import EARLY_MIN
 from vfs.errors import VfsError
 from vfs.exclusions import DEFAULT_EXCLUDES, Exclusions
 from vfs.filesystem import Filesystem, FsConfig, WriteBack
@@ -66,6 +67,8 @@ class WriteSettings:
     delay: float = 0.2
     workers: int = 2
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    #: ``-o early_upload``: a file still being written starts going up at this size (0: never)
+    early_upload: int = EARLY_MIN
     #: where staged files and kept mtimes live (default: ``staging`` beside the cache directory)
     staging_dir: FilePath | None = None
 
@@ -243,11 +246,12 @@ async def refused(request: Awaitable[object]) -> int:
 
 
 def open_writable(portal: PortalProcess, tmp_path: FilePath, *, delay: float = 0.2, workers: int = 2,
-                  excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
+                  excludes: tuple[str, ...] = DEFAULT_EXCLUDES, early_upload: int = EARLY_MIN,
                   **options: Any) -> AbstractAsyncContextManager[Mounted]:
     """A writable graph whose cache and staging area live in ``tmp_path`` (the same ones when opened
     again with the same ``tmp_path``: a remount)."""
-    settings = WriteSettings(delay=delay, workers=workers, excludes=excludes, staging_dir=tmp_path / "staging")
+    settings = WriteSettings(delay=delay, workers=workers, excludes=excludes, early_upload=early_upload,
+                             staging_dir=tmp_path / "staging")
     return open_filesystem(portal, tmp_path / "cache", writes=settings, **options)
 
 
@@ -296,7 +300,7 @@ async def open_filesystem(
                 mtimes = await trio.to_thread.run_sync(MtimeStore, staging)
                 try:
                     write_back = WriteBack(store, mtimes, Exclusions(writes.excludes), delay=writes.delay,
-                                           workers=writes.workers)
+                                           workers=writes.workers, early_upload=writes.early_upload)
                     fs = Filesystem(below, blocks, config or FsConfig(), root_path, root, write_back)
                     assert fs.uploads is not None
                     async with trio.open_nursery() as services:

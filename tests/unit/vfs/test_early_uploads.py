@@ -1,0 +1,168 @@
+"""Early uploads (``vfs.early_uploads``): a large file goes up while it is written, and only ever as a head start.
+
+Against the real portal, through the filesystem without the kernel, with
+``early_upload`` lowered to 1 MiB.  What is held:
+
+* a file written from its start is being sent before it is closed, and
+  reaches the portal through that one streamed ``PUT``, with no upload after;
+* every case the upload queue decides otherwise cuts the stream off and the
+  portal keeps nothing of it: a write below what was sent (the file then goes
+  up the ordinary way, once), a temp file renamed over the original (one new
+  version of the original, no temp file on the portal), a file deleted before
+  its upload, and a remote change meanwhile (a conflict copy; the remote
+  version is not overwritten by the stream);
+* a portal that takes no ``PUT`` costs one refused attempt, never another.
+
+The moment a stream is under way is read from ``portalfs status``'s own
+source (``uploads.status()``), which lists it with the bytes sent so far.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.portal_process import PortalProcess
+from tests.support.portal_view import PortalView
+from tests.support.waiting import until
+from tests.unit.vfs.graph import CREATE, Mounted, open_writable
+from tests.unit.vfs.truth import in_thread, portal_holds, upload
+from vfs.backends.base import Path as RemotePath
+from vfs.backends.base import RemoteEntry, Unsupported
+from vfs.backends.ctera import CteraBackend
+
+MIB = 1 << 20
+CHUNK = 128 << 10
+
+
+def content(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def streamed(drive: Mounted) -> int:
+    """Bytes the early upload of the one file being written has sent so far (0: none runs)."""
+    early = [item for item in drive.uploads.status()["in_flight"] if item.get("early")]  # type: ignore[union-attr]
+    return int(early[0]["sent"]) if early else 0
+
+
+def requests(drive: Mounted, kind: str) -> int:
+    return drive.backend.statistics().requests.get(kind, 0)
+
+
+async def write_streaming(drive: Mounted, path: str, data: bytes, *, flags: int = CREATE) -> int:
+    """Open ``path``, write ``data`` from its start and wait until more than half of it was
+    streamed to the portal, the file still open; its handle."""
+    handle = await drive.open_file(path, flags)
+    for offset in range(0, len(data), CHUNK):
+        await drive.fs.write(handle, offset, data[offset:offset + CHUNK])
+    await until(lambda: streamed(drive) > len(data) // 2)
+    return handle
+
+
+@pytest.fixture
+async def drive(portal: PortalProcess, tmp_path: Path) -> AsyncIterator[Mounted]:
+    async with open_writable(portal, tmp_path, delay=0.2, early_upload=MIB) as mounted:
+        yield mounted
+
+
+async def test_a_large_file_goes_up_while_it_is_written(drive: Mounted, view: PortalView) -> None:
+    data = content(6 * MIB + 123, seed=1)
+    handle = await write_streaming(drive, "big.bin", data)
+    assert not await in_thread(view.exists, "big.bin")  # sent, but not ended: not the portal's yet
+    await drive.close(handle)
+    await drive.settled()
+    await portal_holds(view, "big.bin", data)
+    assert (requests(drive, "put"), requests(drive, "upload")) == (1, 0)
+    assert await in_thread(view.uploads_of, "big.bin") == 1
+
+
+async def test_a_file_rewritten_below_what_was_sent_goes_up_the_ordinary_way(drive: Mounted, view: PortalView) -> None:
+    data = bytearray(content(4 * MIB, seed=2))
+    handle = await write_streaming(drive, "edited.bin", bytes(data))
+    data[10:20] = b"0123456789"
+    await drive.fs.write(handle, 10, b"0123456789")
+    await until(lambda: streamed(drive) == 0)  # cut off at its next step
+    tail = content(2 * MIB, seed=3)  # appending again does not start it over
+    for offset in range(0, len(tail), CHUNK):
+        await drive.fs.write(handle, len(data) + offset, tail[offset:offset + CHUNK])
+    data += tail
+    await drive.close(handle)
+    await drive.settled()
+    await portal_holds(view, "edited.bin", bytes(data))
+    assert (requests(drive, "put"), requests(drive, "upload")) == (1, 1)
+    assert await in_thread(view.uploads_of, "edited.bin") == 1  # the cut-off stream left no version
+    assert not drive.uploads.early._given_up  # forgotten once the file went up
+
+
+async def test_a_temp_file_saved_over_the_original_makes_one_version_of_it(
+        portal: PortalProcess, drive: Mounted, view: PortalView) -> None:
+    await in_thread(upload, portal, "report.bin", b"the first version")
+    file_id = await in_thread(view.file_id, "report.bin")
+    assert await drive.exists("report.bin")
+    data = content(3 * MIB, seed=3)
+    handle = await write_streaming(drive, "sedX1b2c3", data)  # sed -i: a temp name nothing excludes
+    await drive.close(handle)
+    await drive.rename("sedX1b2c3", "report.bin")
+    await drive.settled()
+    await portal_holds(view, "report.bin", data)
+    assert await in_thread(view.names) == {"report.bin"}
+    assert await in_thread(view.file_id, "report.bin") == file_id
+    assert await in_thread(view.uploads_of, "report.bin") == 2
+
+
+async def test_a_file_deleted_before_its_upload_leaves_nothing(drive: Mounted, view: PortalView) -> None:
+    handle = await write_streaming(drive, "scratch.bin", content(3 * MIB, seed=4))
+    await drive.close(handle)
+    await drive.unlink("scratch.bin")
+    await drive.settled()
+    await until(lambda: not drive.uploads.status()["in_flight"])
+    assert await in_thread(view.names) == set()
+    assert await in_thread(view.deleted_names) == set()
+
+
+async def test_a_remote_change_meanwhile_makes_a_conflict_copy_and_the_stream_overwrites_nothing(
+        portal: PortalProcess, drive: Mounted, view: PortalView) -> None:
+    await in_thread(upload, portal, "shared.bin", b"before")
+    assert await drive.exists("shared.bin")
+    data = content(3 * MIB, seed=5)
+    handle = await write_streaming(drive, "shared.bin", data, flags=os.O_WRONLY | os.O_TRUNC)
+    await in_thread(upload, portal, "shared.bin", b"their edit")
+    await drive.close(handle)
+    await drive.settled()
+    names = await in_thread(view.names)
+    conflicts = [name for name in names if name.startswith("shared (conflict ")]
+    assert len(conflicts) == 1 and names == {"shared.bin", conflicts[0]}
+    assert await in_thread(view.read, "shared.bin") == b"their edit"
+    assert await in_thread(view.read, conflicts[0]) == data
+    assert await in_thread(view.uploads_of, "shared.bin") == 2  # before, their edit
+
+
+class NoPut:
+    """The real backend, on a portal that refuses every WebDAV PUT."""
+
+    def __init__(self, backend: CteraBackend) -> None:
+        self._backend = backend
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._backend, name)
+
+    async def upload_streamed(self, path: RemotePath, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
+        self.refused += 1
+        raise Unsupported("the portal does not take a WebDAV PUT (HTTP 405)")
+
+
+async def test_a_portal_without_put_is_asked_once(portal: PortalProcess, tmp_path: Path, view: PortalView) -> None:
+    async with open_writable(portal, tmp_path, delay=0.2, early_upload=MIB, wrap=NoPut) as drive:
+        first, second = content(3 * MIB, seed=6), content(2 * MIB, seed=7)
+        await drive.write_file("one.bin", first)
+        await drive.write_file("two.bin", second)
+        await drive.settled()
+        await portal_holds(view, "one.bin", first)
+        await portal_holds(view, "two.bin", second)
+        assert drive.wrapped(NoPut).refused == 1
+        assert requests(drive, "upload") == 2
