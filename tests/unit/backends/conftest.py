@@ -42,6 +42,14 @@ async def alice(sample_portal: PortalProcess) -> AsyncIterator[CteraBackend]:
 
 
 @pytest.fixture
+async def fresh_alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
+    """Alice on the test's own fresh portal.  Modules whose tests change the portal import it
+    as ``alice``, shadowing the read-only fixture above."""
+    async with connect(portal) as backend:
+        yield backend
+
+
+@pytest.fixture
 async def root(sample_portal: PortalProcess) -> AsyncIterator[CteraBackend]:
     """The global administrator on the sample portal, in ``/admin``."""
     async with connect(sample_portal, "root") as backend:

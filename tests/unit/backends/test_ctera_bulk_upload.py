@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,7 +21,8 @@ import trio
 
 from tests.support.portal_process import PortalProcess
 from tests.support.waiting import until
-from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, in_thread, one_shot_server
+from tests.unit.backends.conftest import BulkSends, CountingSource, download, in_thread, one_shot_server
+from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
 from vfs.backends.ctera import CteraBackend
 from vfs.backends.ctera.bulk import BulkTransport
 from vfs.backends.ctera.connection import Timeouts
@@ -74,11 +74,6 @@ async def test_a_reply_sent_before_the_body_was_read_is_heard_not_the_reset() ->
         finally:
             transport.close()
 
-
-@pytest.fixture
-async def alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
-    async with connect(portal) as backend:
-        yield backend
 
 
 async def test_a_source_failing_mid_body_is_its_own_error_and_the_connection_is_dropped(

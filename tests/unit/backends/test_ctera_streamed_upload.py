@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,16 +20,12 @@ import trio
 
 from tests.support.portal_process import PortalProcess
 from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, in_thread, one_shot_server
+from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
 from vfs.backends.base import StaleVersion, Unsupported
 from vfs.backends.ctera import CteraBackend
 
 MIB = 1 << 20
 
-
-@pytest.fixture
-async def alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
-    async with connect(portal) as backend:
-        yield backend
 
 
 async def test_a_streamed_upload_arrives_whole_as_a_new_file(

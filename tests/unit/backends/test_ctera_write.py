@@ -17,6 +17,7 @@ import pytest
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess, running_portal
 from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, expire_sessions, in_thread
+from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
 from vfs.backends.base import (
     Exists,
     InvalidName,
@@ -43,12 +44,6 @@ def source_of(data: bytes, chunk: int = 64 << 10) -> UploadSource:
 
     return chunks
 
-
-@pytest.fixture
-async def alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
-    """Alice on a fresh portal (shadows the read-only sample-portal fixture)."""
-    async with connect(portal) as backend:
-        yield backend
 
 
 async def served(portal: PortalProcess, path: str, user: str = "alice") -> bytes:

@@ -14,6 +14,7 @@ import pytest
 from tests.support import portal_http
 from tests.support.portal_process import PortalProcess
 from tests.unit.backends.conftest import connect, download, expire_sessions, in_thread
+from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
 from vfs.backends.base import Exists, NotADirectory, NotFound, PermissionDenied, UploadSource
 from vfs.backends.ctera import CteraBackend
 
@@ -24,12 +25,6 @@ def source_of(data: bytes) -> UploadSource:
 
     return chunks
 
-
-@pytest.fixture
-async def alice(portal: PortalProcess) -> AsyncIterator[CteraBackend]:
-    """Alice on a fresh portal (shadows the read-only sample-portal fixture)."""
-    async with connect(portal) as backend:
-        yield backend
 
 
 async def put(backend: CteraBackend, path: str, data: bytes) -> str:
