@@ -107,9 +107,8 @@ def open_direct(path: Path, flags: int, mode: int, directory: Path) -> int | Non
     try:
         return os.open(path, flags | os.O_DIRECT, mode)
     except OSError as exc:
-        if exc.errno != errno.EINVAL:
+        if not refused(exc, directory):
             raise
-        remember_refusal(directory)
         return None
 
 

@@ -54,8 +54,9 @@ class ChangeWatch:
 
     For a reader that sends a file's prefix somewhere before the file is
     finished (an upload started while it is still being written).  The store
-    moves ``covered`` to the end of each read while it holds the record's
-    lock, so a write racing a read is either in the bytes read or after them;
+    moves ``covered`` to the end of each read with no await since it checked
+    the read against the record's generation (or under the record's lock), so
+    a write racing a read is either in the bytes read or after them;
     any change after that below ``covered`` sets ``broken``.  A discard counts
     as a change at offset 0.
     """

@@ -77,7 +77,7 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import EllipsisType
@@ -256,7 +256,7 @@ class StagingStore:
         return self._assemble(plan, fetched, from_file)
 
     @staticmethod
-    def _assemble(plan: list[Segment], fetched: list[bytes], from_file: list[bytes]) -> bytes:
+    def _assemble(plan: list[Segment], fetched: list[bytes], from_file: Sequence[bytes | bytearray]) -> bytes:
         base, files = iter(fetched), iter(from_file)
         parts = [next(base) if s.source is Source.BASE
                  else next(files) if s.source is Source.FILE

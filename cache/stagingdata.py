@@ -88,7 +88,7 @@ def write_pieces(path: Path, pieces: Sequence[tuple[int, bytes | memoryview]],
         data_file.close()
 
 
-def read_ranges(path: Path, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+def read_ranges(path: Path, ranges: Sequence[tuple[int, int]]) -> list[bytearray]:
     """The bytes of each ``[start, end)``; ``OSError(EIO)`` if any is not all there."""
     data_file = _DataFile(path, writing=False)
     try:
@@ -128,7 +128,8 @@ class _DataFile:
                         raise
             _write_all(self.fd(), piece, start)
 
-    def read(self, start: int, end: int) -> bytes:
+    def read(self, start: int, end: int) -> bytearray:
+        """The bytes of ``[start, end)``, in a buffer of their own (the caller's join is the one copy)."""
         into = bytearray(end - start)
         view = memoryview(into)
         for low, high, direct in self._spans(start, end - start):
@@ -143,7 +144,7 @@ class _DataFile:
                     if not self._refused(exc):
                         raise
             self._read_into(self.fd(), piece, low)
-        return bytes(into)
+        return into
 
     def _spans(self, offset: int, length: int) -> list[tuple[int, int, int | None]]:
         """``[start, end)`` pieces of the range with the direct descriptor for its

@@ -23,7 +23,9 @@ the queue sends the file its ordinary way:
 * it was renamed (a temp file renamed over the original: the save goes to
   the original's name, not the temp's), deleted, or is to be a conflict copy;
 * the portal refused the stream, the session expired, nothing new arrived
-  for :data:`IDLE_LIMIT` seconds, or anything else went wrong.
+  for :data:`IDLE_LIMIT` seconds while the file was open for writing (once
+  it is closed the stream waits for the queue, however long its quiet
+  period), or anything else went wrong.
 
 Durability does not depend on any of it: the staged copy and its journal
 record are what ``close()`` and ``fsync()`` promise, exactly as without it.
@@ -38,6 +40,7 @@ queue brings it back first).  At most :data:`MAX_STREAMS` run at once.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 
 import trio
@@ -68,6 +71,9 @@ class EarlyUpload:
     def __init__(self, record: StagedFile, store: StagingStore, fetch: BaseFetch) -> None:
         self.record_id = record.id
         self.path = record.path
+        #: open for writing: a stream with nothing new for IDLE_LIMIT is given up (closed, it
+        #: waits for the queue, however long its quiet period)
+        self.writing = True
         self._store = store
         self._fetch = fetch
         self._watch: ChangeWatch = store.watch(record.id)
@@ -83,7 +89,13 @@ class EarlyUpload:
 
     def more(self) -> None:
         """New bytes were written."""
+        self.writing = True
         self._more.set()
+
+    def closed(self) -> None:
+        """The last writer closed the file: the stream waits for the queue, without a limit."""
+        self.writing = False
+        self._more.set()  # to wait again, that way
 
     @property
     def failed(self) -> bool:
@@ -105,12 +117,9 @@ class EarlyUpload:
             self._done.set()
 
     async def finish(self, record: StagedFile) -> RemoteEntry:
-        """Send the rest of ``record`` (the queue's snapshot), end the body, and return what
-        the portal then has.  ContentChanged if the file changed meanwhile; EarlyUploadFailed
-        if the stream cannot be finished."""
-        if record.path != self.path or self.failed:
-            self.abandon()
-            raise EarlyUploadFailed(str(self._error or "the file was renamed meanwhile"))
+        """Send the rest of ``record`` (the queue's snapshot, at this stream's path), end the
+        body, and return what the portal then has.  ContentChanged if the file changed
+        meanwhile; EarlyUploadFailed if the stream cannot be finished."""
         self._final = record
         self._more.set()
         try:
@@ -150,7 +159,7 @@ class EarlyUpload:
                     raise EarlyUploadFailed(f"{self.sent} bytes sent of a file of {final.size}")
                 return
             self._more = trio.Event()
-            with trio.move_on_after(IDLE_LIMIT) as idle:
+            with trio.move_on_after(IDLE_LIMIT if self.writing else math.inf) as idle:
                 await self._more.wait()
             if idle.cancelled_caught:
                 raise EarlyUploadFailed(f"nothing new for {IDLE_LIMIT:.0f} s")
@@ -209,6 +218,16 @@ class EarlyUploads:
         if self._running.get(early.record_id) is early and early.failed:
             del self._running[early.record_id]
             self._given_up.add(early.record_id)
+
+    def closed(self, record_id: int) -> None:
+        """No handle has the file open for writing any more: its stream waits for the queue."""
+        running = self._running.get(record_id)
+        if running is not None:
+            running.closed()
+
+    def streaming(self) -> int:
+        """How many streams run."""
+        return len(self._running)
 
     def take(self, record_id: int) -> EarlyUpload | None:
         """The stream of ``record_id`` for the queue's upload of it (it is the queue's from now on)."""

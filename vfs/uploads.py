@@ -61,7 +61,7 @@ from vfs.backends.base import (
     WritableBackend,
 )
 from vfs.conflicts import conflict_name
-from vfs.early_uploads import EARLY_MIN, EarlyUploadFailed, EarlyUploads
+from vfs.early_uploads import EARLY_MIN, EarlyUpload, EarlyUploadFailed, EarlyUploads
 from vfs.errors import VfsError, errno_for
 from vfs.exclusions import Exclusions
 from vfs.listings import list_all
@@ -113,6 +113,12 @@ class _InFlight:
     scope: trio.CancelScope
     done: trio.Event = field(default_factory=trio.Event)
     sent: int = 0
+    #: the record's upload begun while it was written, while it may still be finished
+    early: EarlyUpload | None = None
+
+    @property
+    def progress(self) -> int:
+        return self.early.sent if self.early is not None else self.sent
 
 
 @dataclass
@@ -184,6 +190,7 @@ class UploadQueue:
         self._writers[record_id] -= 1
         if self._writers[record_id] <= 0:
             del self._writers[record_id]
+            self.early.closed(record_id)
             self._wake.set()
 
     async def upload_now(self, record: StagedFile) -> None:
@@ -320,6 +327,8 @@ class UploadQueue:
 
     async def _run_one(self, flight: _InFlight) -> None:
         record_id = flight.record.id
+        # Whatever this upload decides, the stream is the queue's from here on, to finish or cut off.
+        flight.early = self.early.take(record_id)
         try:
             with flight.scope:
                 try:
@@ -329,6 +338,8 @@ class UploadQueue:
                 else:
                     self._troubles.pop(record_id, None)
         finally:
+            if flight.early is not None:  # not finished: a conflict, nothing to send, a failure
+                flight.early.abandon()
             del self._busy[record_id]
             flight.done.set()
             self._limit.release()
@@ -415,20 +426,20 @@ class UploadQueue:
 
     async def _send(self, flight: _InFlight, record: StagedFile, target: Path) -> RemoteEntry:
         """Upload ``record`` to ``target``: by finishing its early upload when it has one that
-        fits (the record's own path), else, or if that fails, the ordinary way."""
-        early = self.early.take(record.id)
-        if early is not None:
-            if early.path != target:  # renamed meanwhile (a temp file saved over another), or a conflict copy
-                early.abandon()
+        went there (not renamed since, not a conflict copy), else, or if that fails, the ordinary way."""
+        early = flight.early
+        if early is not None and early.path == target:
+            try:
+                entry = await early.finish(record)
+            except EarlyUploadFailed as exc:
+                log.info("%s: the upload begun while it was written failed (%s); sending it whole",
+                         "/".join(record.path), exc)
             else:
-                try:
-                    entry = await early.finish(record)
-                except EarlyUploadFailed as exc:
-                    log.info("%s: the upload begun while it was written failed (%s); sending it whole",
-                             "/".join(record.path), exc)
-                else:
-                    flight.sent = record.size
-                    return entry
+                flight.early = None
+                return entry
+        if early is not None:
+            early.abandon()  # before the upload, which may need its connection slot
+            flight.early = None
         return await self._backend.upload(target, self._source(flight, record), record.size)
 
     def _source(self, flight: _InFlight, record: StagedFile) -> Callable[[], AsyncIterator[bytes]]:
@@ -629,7 +640,7 @@ class UploadQueue:
             state = "local" if self.local_only(record) else record.state
             pending.append({"path": "/".join(record.path), "size": record.size, "age": max(0.0, now - record.dirty_since),
                             "state": state, "attempts": record.attempts, "last_error": record.last_error})
-        in_flight = [{"path": "/".join(f.record.path), "size": f.record.size, "sent": f.sent}
+        in_flight = [{"path": "/".join(f.record.path), "size": f.record.size, "sent": f.progress}
                      for f in self._busy.values()] + self.early.status()
         return {"pending": pending, "in_flight": in_flight, "uploaded": self.uploaded_count,
                 "bytes_uploaded": self.uploaded_bytes}

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import portal_http as ph
 from tests.support import raw_http
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, running_portal, tmp_files, wait_for_no_tmp_files
 from wire import ctera_xml
 from wire.ctera_xml import obj
 
@@ -60,17 +60,6 @@ def assert_serving(portal: PortalProcess) -> None:
     """A fresh login and listing still work."""
     with ph.logged_in(portal, "bob") as http:
         assert ph.list_names(http, "") == ["My Files"]
-
-
-def tmp_files(portal: PortalProcess) -> list[str]:
-    return sorted(p.name for p in (portal.data_dir / "tmp").iterdir())
-
-
-def wait_for_no_tmp_files(portal: PortalProcess, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while tmp_files(portal):
-        assert time.monotonic() < deadline, f"leftover staged uploads: {tmp_files(portal)}"
-        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------- login

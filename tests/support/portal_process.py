@@ -102,6 +102,19 @@ def running_portal(data_dir: Path, *extra: str, port: int = 0, timeout: float = 
         ready_file.unlink(missing_ok=True)
 
 
+def tmp_files(portal: PortalProcess) -> list[str]:
+    """The uploads the portal is receiving (or failed to clean up): its ``tmp/`` files."""
+    return sorted(p.name for p in (portal.data_dir / "tmp").iterdir())
+
+
+def wait_for_no_tmp_files(portal: PortalProcess, timeout: float = 10.0) -> None:
+    """Until the portal has committed or thrown away every upload it was receiving."""
+    deadline = time.monotonic() + timeout
+    while tmp_files(portal):
+        assert time.monotonic() < deadline, f"leftover staged uploads: {tmp_files(portal)}"
+        time.sleep(0.05)
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -42,8 +42,8 @@ def transport_for(portal: PortalProcess, timeouts: Timeouts = DEFAULT_TIMEOUTS) 
 
 
 async def read_range(transport: BulkTransport, cookie: str, path: str, first: int, last: int) -> tuple[int, bytes]:
-    response = await transport.get(portal_http.webdav_url(path),
-                                   {"cookie": cookie, "range": f"bytes={first}-{last}"})
+    response = await transport.send("GET", portal_http.webdav_url(path),
+                                    {"cookie": cookie, "range": f"bytes={first}-{last}"})
     try:
         data, received = await response.read_range(0, last - first + 1)
         assert received == len(data)
@@ -70,8 +70,8 @@ async def test_a_body_left_unread_closes_its_connection(sample_portal: PortalPro
     cookie = await in_thread(session_cookie, sample_portal)
     transport = transport_for(sample_portal)
     try:
-        response = await transport.get(portal_http.webdav_url(LARGE),
-                                       {"cookie": cookie, "range": "bytes=0-1048575"})
+        response = await transport.send("GET", portal_http.webdav_url(LARGE),
+                                        {"cookie": cookie, "range": "bytes=0-1048575"})
         data, _ = await response.read_range(0, 1000)
         assert len(data) == 1000
         await response.aclose()
@@ -148,7 +148,7 @@ async def test_a_silent_server_is_a_read_timeout() -> None:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
         started = time.monotonic()
         with pytest.raises(Transient, match="did not answer in time"):
-            await transport.get("/x", {})
+            await transport.send("GET", "/x", {})
         assert time.monotonic() - started < 5
         transport.close()
 
@@ -158,7 +158,7 @@ async def test_cancelling_a_stalled_request_returns_at_once() -> None:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=Timeouts(read=30.0))
         started = time.monotonic()
         with trio.move_on_after(0.3) as scope:
-            await transport.get("/x", {})
+            await transport.send("GET", "/x", {})
         assert scope.cancelled_caught
         assert time.monotonic() - started < 2  # not the 30 s read timeout
         assert transport._idle == []
@@ -172,7 +172,7 @@ async def test_a_peer_that_hangs_up_mid_body_is_transient() -> None:
 
     with one_shot_server(hang_up) as port:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
-        response = await transport.get("/x", {})
+        response = await transport.send("GET", "/x", {})
         assert response.status_code == 206
         with pytest.raises(Transient):
             await response.read_range(0, 1000)

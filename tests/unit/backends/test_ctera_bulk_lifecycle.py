@@ -58,9 +58,9 @@ async def test_a_refused_connection_names_the_portal() -> None:
     port = free_port()
     transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
     with pytest.raises(Unreachable, match=rf"^cannot connect to http://portal\.example: connection refused"):
-        await transport.get("/x", {}, what="read of /a at 0", url="http://portal.example")
+        await transport.send("GET", "/x", {}, what="read of /a at 0", url="http://portal.example")
     with pytest.raises(Unreachable, match=rf"^cannot connect to http://127\.0\.0\.1:{port}: connection refused"):
-        await transport.get("/x", {})
+        await transport.send("GET", "/x", {})
     transport.close()
 
 
@@ -72,7 +72,7 @@ async def test_failures_once_connected_name_the_read() -> None:
 
     with one_shot_server(stall) as port:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
-        response = await transport.get("/x", {}, what="read of /a at 0")
+        response = await transport.send("GET", "/x", {}, what="read of /a at 0")
         with pytest.raises(Transient, match=r"^read of /a at 0: TimeoutError \(the portal did not answer in time\)"):
             await response.read_range(0, 100)
         await response.aclose()
@@ -118,7 +118,7 @@ async def test_cancelling_mid_body_closes_the_connection_on_the_worker() -> None
     closed = threading.Event()
     with one_shot_server(trickle(closed)) as port:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=Timeouts(connect=2.0, read=30.0))
-        response = await transport.get("/x", {})
+        response = await transport.send("GET", "/x", {})
         exchange = response._exchange
         closers: list[int] = []
         connection = exchange.connection
@@ -150,7 +150,7 @@ async def test_aborting_an_exchange_whose_worker_already_returned_closes_it() ->
     closed = threading.Event()
     with one_shot_server(trickle(closed)) as port:
         transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
-        response = await transport.get("/x", {})
+        response = await transport.send("GET", "/x", {})
         exchange = response._exchange
         connection = exchange.connection
         assert connection is not None and connection.sock is not None

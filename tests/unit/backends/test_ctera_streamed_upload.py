@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from tests.support.portal_process import PortalProcess
+from tests.support.portal_process import PortalProcess, wait_for_no_tmp_files
 from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, in_thread, one_shot_server
 from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
 from vfs.backends.base import StaleVersion, Unsupported
@@ -64,7 +64,7 @@ async def test_a_body_that_fails_before_its_end_leaves_nothing(portal: PortalPro
     with trio.move_on_after(1.0) as scope:  # and one stuck in its source, then cancelled
         await alice.upload_streamed(("My Files", "stuck.bin"), CountingSource(8 * MIB, stall_after=MIB)(), new=True)
     assert scope.cancelled_caught
-    await trio.sleep(0.5)  # let the portal notice the hang-ups
+    await in_thread(wait_for_no_tmp_files, portal)  # the portal has noticed the hang-ups
     assert (await alice.list_page(("My Files",), 0, 100)).entries == []
 
 
@@ -84,7 +84,7 @@ async def test_a_portal_without_put_is_unsupported_and_not_asked_again(portal: P
             transport._scheme = "http"
             with pytest.raises(Unsupported):
                 await backend.upload_streamed(("My Files", "a.bin"), CountingSource(2 * MIB)(), new=True)
-            with pytest.raises(Unsupported):
+            with pytest.raises(Unsupported), trio.fail_after(5):  # not sent: the peer would not answer
                 await backend.upload_streamed(("My Files", "b.bin"), CountingSource(2 * MIB)(), new=True)
         assert len(requests) == 1 and requests[0].startswith(b"PUT /ServicesPortal/webdav/My%20Files/a.bin ")
 

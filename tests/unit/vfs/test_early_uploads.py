@@ -20,27 +20,25 @@ source (``uploads.status()``), which lists it with the bytes sent so far.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView
+from tests.support.portalfs_cli import content
 from tests.support.waiting import until
 from tests.unit.vfs.graph import CREATE, Mounted, open_writable
 from tests.unit.vfs.truth import in_thread, portal_holds, upload
+from vfs import early_uploads
 from vfs.backends.base import Path as RemotePath
 from vfs.backends.base import RemoteEntry, Unsupported
 from vfs.backends.ctera import CteraBackend
 
 MIB = 1 << 20
 CHUNK = 128 << 10
-
-
-def content(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def streamed(drive: Mounted) -> int:
@@ -70,7 +68,7 @@ async def drive(portal: PortalProcess, tmp_path: Path) -> AsyncIterator[Mounted]
 
 
 async def test_a_large_file_goes_up_while_it_is_written(drive: Mounted, view: PortalView) -> None:
-    data = content(6 * MIB + 123, seed=1)
+    data = content(1, 6 * MIB + 123)
     handle = await write_streaming(drive, "big.bin", data)
     assert not await in_thread(view.exists, "big.bin")  # sent, but not ended: not the portal's yet
     await drive.close(handle)
@@ -81,12 +79,12 @@ async def test_a_large_file_goes_up_while_it_is_written(drive: Mounted, view: Po
 
 
 async def test_a_file_rewritten_below_what_was_sent_goes_up_the_ordinary_way(drive: Mounted, view: PortalView) -> None:
-    data = bytearray(content(4 * MIB, seed=2))
+    data = bytearray(content(2, 4 * MIB))
     handle = await write_streaming(drive, "edited.bin", bytes(data))
     data[10:20] = b"0123456789"
     await drive.fs.write(handle, 10, b"0123456789")
     await until(lambda: streamed(drive) == 0)  # cut off at its next step
-    tail = content(2 * MIB, seed=3)  # appending again does not start it over
+    tail = content(3, 2 * MIB)  # appending again does not start it over
     for offset in range(0, len(tail), CHUNK):
         await drive.fs.write(handle, len(data) + offset, tail[offset:offset + CHUNK])
     data += tail
@@ -103,7 +101,7 @@ async def test_a_temp_file_saved_over_the_original_makes_one_version_of_it(
     await in_thread(upload, portal, "report.bin", b"the first version")
     file_id = await in_thread(view.file_id, "report.bin")
     assert await drive.exists("report.bin")
-    data = content(3 * MIB, seed=3)
+    data = content(3, 3 * MIB)
     handle = await write_streaming(drive, "sedX1b2c3", data)  # sed -i: a temp name nothing excludes
     await drive.close(handle)
     await drive.rename("sedX1b2c3", "report.bin")
@@ -115,11 +113,11 @@ async def test_a_temp_file_saved_over_the_original_makes_one_version_of_it(
 
 
 async def test_a_file_deleted_before_its_upload_leaves_nothing(drive: Mounted, view: PortalView) -> None:
-    handle = await write_streaming(drive, "scratch.bin", content(3 * MIB, seed=4))
+    handle = await write_streaming(drive, "scratch.bin", content(4, 3 * MIB))
     await drive.close(handle)
     await drive.unlink("scratch.bin")
+    assert drive.uploads.early.streaming() == 0  # cut off at once, not left to time out
     await drive.settled()
-    await until(lambda: not drive.uploads.status()["in_flight"])
     assert await in_thread(view.names) == set()
     assert await in_thread(view.deleted_names) == set()
 
@@ -128,7 +126,7 @@ async def test_a_remote_change_meanwhile_makes_a_conflict_copy_and_the_stream_ov
         portal: PortalProcess, drive: Mounted, view: PortalView) -> None:
     await in_thread(upload, portal, "shared.bin", b"before")
     assert await drive.exists("shared.bin")
-    data = content(3 * MIB, seed=5)
+    data = content(5, 3 * MIB)
     handle = await write_streaming(drive, "shared.bin", data, flags=os.O_WRONLY | os.O_TRUNC)
     await in_thread(upload, portal, "shared.bin", b"their edit")
     await drive.close(handle)
@@ -158,7 +156,7 @@ class NoPut:
 
 async def test_a_portal_without_put_is_asked_once(portal: PortalProcess, tmp_path: Path, view: PortalView) -> None:
     async with open_writable(portal, tmp_path, delay=0.2, early_upload=MIB, wrap=NoPut) as drive:
-        first, second = content(3 * MIB, seed=6), content(2 * MIB, seed=7)
+        first, second = content(6, 3 * MIB), content(7, 2 * MIB)
         await drive.write_file("one.bin", first)
         await drive.write_file("two.bin", second)
         await drive.settled()
@@ -166,3 +164,17 @@ async def test_a_portal_without_put_is_asked_once(portal: PortalProcess, tmp_pat
         await portal_holds(view, "two.bin", second)
         assert drive.wrapped(NoPut).refused == 1
         assert requests(drive, "upload") == 2
+
+
+async def test_a_closed_file_waits_for_its_quiet_period_without_an_idle_limit(
+        portal: PortalProcess, tmp_path: Path, view: PortalView, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle limit is for files left open; a closed one's stream waits for the queue."""
+    monkeypatch.setattr(early_uploads, "IDLE_LIMIT", 1.0)
+    async with open_writable(portal, tmp_path, delay=3.0, early_upload=MIB) as drive:
+        data = content(8, 3 * MIB)
+        await drive.close(await write_streaming(drive, "waits.bin", data))
+        await trio.sleep(2.0)  # closed, past the idle limit, still in the quiet period
+        assert drive.uploads.early.streaming() == 1
+        await drive.settled()
+        await portal_holds(view, "waits.bin", data)
+        assert (requests(drive, "put"), requests(drive, "upload")) == (1, 0)

@@ -138,11 +138,6 @@ class BulkTransport:
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._closed = False
 
-    async def get(self, target: str, headers: Mapping[str, str], *, what: str | None = None,
-                  url: str | None = None) -> BulkResponse:
-        """``send("GET", …)``."""
-        return await self.send("GET", target, headers, what=what, url=url)
-
     async def send(self, method: str, target: str, headers: Mapping[str, str], *,
                    body: Callable[[], httpx.AsyncByteStream] | None = None, what: str | None = None,
                    url: str | None = None) -> BulkResponse:
