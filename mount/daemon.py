@@ -37,6 +37,7 @@ from mount.control import ControlError, control_socket_path, serve_control
 from mount.notify import notify
 from mount.operations import PortalOperations
 from mount.readahead import DEFAULT_READ_AHEAD, set_kernel_read_ahead
+from mount.request_loop import RequestWait, install_request_wait
 from vfs.backends.base import NotFound
 from vfs.backends.ctera import Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
@@ -157,9 +158,11 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
             await services.start(fs.uploads.run)
             if fs.uploads.pending():
                 log.info("resuming %d uploads left by the previous run", fs.uploads.pending())
-        await _start_control(services, settings, fs)
+        control = _DaemonControl(fs, settings)
+        await _start_control(services, settings, control)
         with _stop_on_signals(serving, draining):
             pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
+            control.request_wait = install_request_wait()
             try:
                 with serving:
                     async with trio.open_nursery() as nursery:
@@ -197,22 +200,24 @@ class _DaemonControl:
     def __init__(self, fs: Filesystem, settings: MountSettings) -> None:
         self.fs = fs
         self.settings = settings
+        self.request_wait: RequestWait | None = None
         self.undelete = fs.undelete
         self.list_deleted = fs.list_deleted
         self.copy = fs.copy
         self.skip_drain = fs.skip_drain
 
     def status(self) -> dict[str, object]:
+        immediate = self.request_wait.immediate if self.request_wait is not None else None
         return {"mountpoint": str(self.settings.mountpoint), "pid": os.getpid(), "portal": self.settings.url,
-                "user": self.settings.user, **self.fs.status()}
+                "user": self.settings.user, **self.fs.status(), "fuse": {"requests_read_at_once": immediate}}
 
 
-async def _start_control(services: trio.Nursery, settings: MountSettings, fs: Filesystem) -> None:
+async def _start_control(services: trio.Nursery, settings: MountSettings, control: _DaemonControl) -> None:
     """Serve the control socket until the daemon exits (through the drain, which
     ``portalfs unmount`` watches); without it the mount works, the commands do not."""
     try:
         path = control_socket_path(settings.mountpoint)
-        await services.start(serve_control, path, _DaemonControl(fs, settings))
+        await services.start(serve_control, path, control)
     except (ControlError, OSError) as exc:
         log.warning("no control socket (portalfs status/undelete/cp will not reach this mount): %s", exc)
 

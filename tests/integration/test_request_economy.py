@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from portal.store import Store
 from tests.support.mount_process import mounted
 from tests.support.portal_process import USERS, PortalProcess, running_portal
+from tests.support.portalfs_cli import status_json
 from tests.support.request_log import RequestLog
 
 pytestmark = pytest.mark.fuse
@@ -128,6 +130,17 @@ def test_reading_a_folder_of_small_files_costs_a_few_archives(big_folder_portal:
     assert archives and all(r.status in (200, 206) for r in content)
     payload = sum(len(f"file {index}\n") for index in range(BIG_FOLDER))
     assert payload <= log.content_bytes() <= payload + 200 * BIG_FOLDER  # bytes plus ZIP headers, once
+
+
+def test_requests_the_kernel_has_queued_are_read_without_waiting(big_folder_portal: PortalProcess,
+                                                                 tmp_path: Path) -> None:
+    """Eight readers keep requests queued: the daemon takes them without a trip through epoll
+    (mount/request_loop.py), and every reader still gets its bytes."""
+    with mounted(big_folder_portal, tmp_path / "mnt") as mount:
+        paths = [mount.mountpoint / "Big" / f"f{index:05d}.txt" for index in range(2000)]
+        with ThreadPoolExecutor(8) as readers:
+            assert list(readers.map(Path.read_bytes, paths)) == [f"file {i}\n".encode() for i in range(2000)]
+        assert status_json(mount.mountpoint)["fuse"]["requests_read_at_once"] > 0
 
 
 def test_folder_prefetch_off_reads_each_file_on_its_own(big_folder_portal: PortalProcess, tmp_path: Path) -> None:
