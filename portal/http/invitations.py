@@ -72,7 +72,8 @@ class ShareNamespace(Namespace):
             path = (*path, item.name)
         return Node(path, SHARED, item=item, cloud_folder=folder, share=self.link)
 
-    def resolve(self, path: list[str] | tuple[str, ...], *, include_deleted: bool = False) -> Node:
+    def resolve(self, path: list[str] | tuple[str, ...], *, include_deleted: bool = False,
+                walked: dict[tuple[str, ...], Node] | None = None) -> Node:
         """As :meth:`Namespace.resolve`; the recycle bin is never reachable through a link."""
         top = self.top()
         if top is not None and top.item is not None and not top.item.is_folder and tuple(path[:2]) == top.path[:2]:
@@ -80,7 +81,7 @@ class ShareNamespace(Namespace):
             if not rest or (len(rest) == 1 and self.store.name_key(rest[0]) == self.store.name_key(top.item.name)):
                 return top
             raise NotFound("/".join(path))
-        return super().resolve(path)
+        return super().resolve(path, walked=walked)
 
     def virtual_children(self, parent: Node) -> list[Node]:
         # The container is never listed: a link shows nothing but its own item.

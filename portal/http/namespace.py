@@ -125,22 +125,34 @@ class Namespace:
     def root(self) -> Node:
         return Node((), ROOT)
 
-    def resolve(self, path: list[str] | tuple[str, ...], *, include_deleted: bool = False) -> Node:
+    def resolve(self, path: list[str] | tuple[str, ...], *, include_deleted: bool = False,
+                walked: dict[tuple[str, ...], Node] | None = None) -> Node:
         """The node at ``path``; :class:`NotFound` if there is none.
 
         With ``include_deleted`` any component may be a deleted item (a live
         one of the same name wins): a listing with deleted items shows a
         deleted folder's deleted contents, so their paths must resolve too,
         or a client could not walk or restore what it was just shown.
+
+        ``walked`` saves the walk to each folder for the next paths of one
+        request (a ZIP of a hundred files of one folder resolves that folder
+        once, not a hundred times); the caller keeps one per request and
+        per ``include_deleted``.
         """
-        node = self.root()
-        for name in path:
+        start = tuple(path[:-1])
+        node = walked.get(start) if walked is not None else None
+        if node is None:
+            node, start = self.root(), ()
+        for depth in range(len(start), len(path)):
+            name = path[depth]
             if not name or name in (".", "..") or "/" in name or "\0" in name:
                 raise NotFound(f"no such path component {name!r}")
             found = self.child(node, name, include_deleted=include_deleted)
             if found is None:
                 raise NotFound("/".join(path))
             node = found
+            if walked is not None and depth < len(path) - 1:
+                walked[tuple(path[:depth + 1])] = node
         return node
 
     def child(self, parent: Node, name: str, *, include_deleted: bool = False) -> Node | None:

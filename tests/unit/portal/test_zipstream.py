@@ -1,0 +1,88 @@
+"""The portal's ZIP writer (portal/http/zipstream.py), read back by Python's ``zipfile`` and by ``unzip -t``."""
+
+from __future__ import annotations
+
+import calendar
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from portal.http.zipstream import ZipStream, dos_time
+
+WHEN = calendar.timegm((2024, 5, 17, 13, 45, 30))
+
+
+def archive_of(*parts: bytes | bytearray) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(b"".join(parts)))
+
+
+def test_whole_and_streamed_files_and_folders_read_back() -> None:
+    stream = ZipStream()
+    parts = [stream.folder("Docs", WHEN), stream.file("Docs/a.txt", WHEN, b"alpha\n"),
+             stream.begin_file("Docs/big.bin", WHEN)]
+    big = os.urandom(300_000)
+    parts += [stream.file_data(big[:100_000]), stream.file_data(big[100_000:]), stream.end_file()]
+    parts += [stream.file("empty", WHEN, b""), stream.finish()]
+    with archive_of(*parts) as archive:
+        assert archive.testzip() is None  # every CRC checked
+        assert archive.namelist() == ["Docs/", "Docs/a.txt", "Docs/big.bin", "empty"]
+        assert archive.read("Docs/a.txt") == b"alpha\n"
+        assert archive.read("Docs/big.bin") == big
+        assert archive.read("empty") == b""
+        folder, small = archive.getinfo("Docs/"), archive.getinfo("Docs/a.txt")
+        assert folder.is_dir() and (folder.external_attr >> 16) & 0o170000 == 0o040000
+        assert (small.external_attr >> 16) == 0o100644
+        assert small.date_time == (2024, 5, 17, 13, 45, 30)
+        assert archive.getinfo("Docs/big.bin").flag_bits & 0x08  # its sizes follow the data
+
+
+def test_names_beyond_ascii_are_flagged_utf8() -> None:
+    stream = ZipStream()
+    body = stream.file("Überweisung – März.pdf", WHEN, b"%PDF") + stream.file("plain.txt", WHEN, b"x")
+    with archive_of(body, stream.finish()) as archive:
+        unicode, plain = archive.infolist()
+        assert unicode.filename == "Überweisung – März.pdf" and unicode.flag_bits & 0x800
+        assert plain.filename == "plain.txt" and not plain.flag_bits & 0x800
+
+
+def test_an_empty_selection_is_a_valid_empty_archive() -> None:
+    with archive_of(ZipStream().finish()) as archive:
+        assert archive.namelist() == []
+
+
+def test_times_before_1980_are_clamped_to_the_formats_first_day() -> None:
+    assert dos_time(0) == (0, (1 << 5) | 1)
+
+
+def test_more_entries_than_the_classic_count_holds_use_zip64_end_records() -> None:
+    stream = ZipStream()
+    parts = [stream.file(f"f{index}", WHEN, b"") for index in range(70_000)]
+    with archive_of(*parts, stream.finish()) as archive:
+        assert len(archive.infolist()) == 70_000
+        assert archive.infolist()[-1].filename == "f69999"
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="no unzip")
+def test_an_archive_past_4_gib_reads_back(tmp_path: Path) -> None:
+    """Offsets and sizes beyond 32 bits: a sparse file of 4.1 GiB, so the test needs no such disk space."""
+    stream = ZipStream()
+    zeros = bytes(64 << 20)
+    path = tmp_path / "big.zip"
+    with open(path, "wb") as out:
+        out.write(stream.begin_file("zeros.bin", WHEN))
+        for _ in range(66):  # 4.125 GiB
+            out.seek(len(stream.file_data(zeros)), os.SEEK_CUR)  # the bytes are zeros: leave a hole
+        out.write(stream.end_file())
+        out.write(stream.file("after.txt", WHEN, b"still here\n"))
+        out.write(stream.finish())
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo("zeros.bin").file_size == 66 * (64 << 20)
+        assert archive.getinfo("after.txt").header_offset > 1 << 32
+        assert archive.read("after.txt") == b"still here\n"
+    listing = subprocess.run(["unzip", "-l", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "4429185024" in listing and "after.txt" in listing
