@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import socket
 import ssl
 import unicodedata
 import urllib.parse
@@ -76,6 +77,26 @@ async def test_the_files_of_a_folder_come_back_byte_exact_in_one_request(
         assert got == await served(sample_portal, entries)
         assert after.total_requests - before.total_requests == 1
         assert after.count("archive") - before.count("archive") == 1
+
+
+async def test_the_request_goes_through_the_bulk_transport_on_a_kept_alive_connection(
+    alice: CteraBackend, sample_portal: PortalProcess
+) -> None:
+    """Off the trio thread like other content; the POST only reads, so it may reuse a connection,
+    and is sent again when the portal dropped that connection while it sat idle."""
+    bulk = alice._session.bulk
+    assert bulk is not None
+    entries = await files_of(alice, DOCUMENTS)
+    expected = await served(sample_portal, entries)
+    assert await alice.read_together(entries) == expected
+    (idle, _), = bulk._idle
+    assert await alice.read_together(entries) == expected
+    assert [connection for connection, _ in bulk._idle] == [idle]  # the same one, read to its end, went back
+    assert idle.sock is not None
+    socket.socket.shutdown(idle.sock, socket.SHUT_RDWR)  # what a keep-alive expiry looks like to us
+    before = alice.statistics()
+    assert await alice.read_together(entries) == expected
+    assert alice.statistics().total_requests - before.total_requests == 1  # resent inside the transport
 
 
 async def test_the_zip_counts_as_downloaded_content(alice: CteraBackend) -> None:

@@ -176,6 +176,9 @@ class Archives:
             # A ZIP gains nothing from a second compression.
             headers={"content-type": "application/x-www-form-urlencoded", "accept-encoding": "identity"},
             content=form.encode("ascii"),
+            # Off the trio thread, like other content; the POST only reads, so it may be sent again.
+            bulk=True,
+            reads_only=True,
         )
         session.counters.content_bytes += len(reply.body)
         return reply.body

@@ -11,10 +11,12 @@ to curl's), and several such transfers run at once on worker threads while
 the trio thread keeps serving the kernel.
 
 Scope.  Only requests whose bodies are content are sent this way (see
-``Session.open(bulk=True)``): ``GET``\\ s of content, and the uploads of
-large files, whose bodies the calling task hands to the worker a chunk at a
-time (:mod:`.bulk_body`; encrypting them cost the trio thread ~2 s/GB on
-httpx).  The XML API, logins and small uploads stay on httpx.
+``Session.open(bulk=True)``): ``GET``\\ s of content, the ``POST``\\ s that
+ask for a ZIP of small files (they only read; their body is a small form),
+and the uploads of large files, whose bodies the calling task hands to the
+worker a chunk at a time (:mod:`.bulk_body`; encrypting them cost the trio
+thread ~2 s/GB on httpx).  The XML API, logins and small uploads stay on
+httpx.
 The session layer does everything else as for httpx: cookies, expiry
 signals, error translation.  No bulk transport is made when a test injects
 an httpx transport or when the environment names a proxy for the portal
@@ -27,7 +29,7 @@ its response was read to the end; one whose reply was cut short, failed or
 announced ``Connection: close`` is closed.  A request on a *reused*
 connection that the server closed meanwhile fails before any reply byte;
 it is sent once more on a new connection (the usual keep-alive race, safe
-for a GET).
+for a GET and for a request that only reads).
 
 Timeouts are those of the httpx client: ``connect`` for TCP and TLS set-up,
 ``read`` for each wait for bytes (so a long transfer that keeps arriving is
@@ -139,8 +141,8 @@ class BulkTransport:
         self._closed = False
 
     async def send(self, method: str, target: str, headers: Mapping[str, str], *,
-                   body: Callable[[], httpx.AsyncByteStream] | None = None, what: str | None = None,
-                   url: str | None = None) -> BulkResponse:
+                   body: Callable[[], httpx.AsyncByteStream] | None = None, content: bytes | None = None,
+                   reads_only: bool = False, what: str | None = None, url: str | None = None) -> BulkResponse:
         """Send ``method target``; the response with its status and headers, body unread.
 
         Raises Unreachable (cannot connect) or Transient (anything that failed
@@ -153,17 +155,23 @@ class BulkTransport:
         whose length is not known before its end).  This task iterates the
         stream and hands its chunks to the worker that sends them
         (:mod:`.bulk_body`), so whatever the stream raises is raised here as it
-        is, not as a transport error.  Only a ``GET`` may go on a kept-alive
+        is, not as a transport error.  A small body may come whole, as
+        ``content``.  Only a ``GET``, or a request the caller marks
+        ``reads_only`` (its body has to be ``content``), may go on a kept-alive
         connection (and be sent again when the portal had closed it while it
         sat idle); anything else gets a new one, since it must not be sent
-        twice and a body cannot be.
+        twice and a streamed body cannot be.
         """
+        if body is not None and (content is not None or reads_only):
+            raise ValueError("a streamed body is sent once, alone: not with content=, nor reads_only")
         if not target.startswith("/") or not target.isascii():
             raise ValueError(f"not a percent-encoded request target: {target!r}")
         exchange = Exchange(what or f"{method} {target}", url or self.url)
         all_headers = {"user-agent": USER_AGENT, **headers}
         if body is None:
-            response = await self._in_thread(exchange, lambda: self._send(exchange, method, target, all_headers))
+            reuse = method == "GET" or reads_only
+            response = await self._in_thread(
+                exchange, lambda: self._send(exchange, method, target, all_headers, content=content, reuse=reuse))
         else:
             response = await self._send_streamed(exchange, method, target, all_headers, body())
         return BulkResponse(self, exchange, response)
@@ -179,13 +187,14 @@ class BulkTransport:
     # ------------------------------------------------------------ on the thread
 
     def _send(self, exchange: Exchange, method: str, target: str, headers: dict[str, str],
-              body: BodyPipe | None = None) -> http.client.HTTPResponse:
+              body: BodyPipe | None = None, *, content: bytes | None = None,
+              reuse: bool = False) -> http.client.HTTPResponse:
         while True:
-            connection, reused = self._acquire(exchange, fresh=method != "GET")
+            connection, reused = self._acquire(exchange, fresh=not reuse)
             exchange.attach(connection)
             try:
                 try:
-                    connection.request(method, target, body=None if body is None else body.chunks(),
+                    connection.request(method, target, body=content if body is None else body.chunks(),
                                        headers=headers)
                 except _REFUSED_MID_BODY:
                     if body is None or exchange.aborted:

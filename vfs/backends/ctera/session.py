@@ -202,6 +202,7 @@ class Session:
         content: bytes | None = None,
         body: BodyFactory | None = None,
         bulk: bool = False,
+        reads_only: bool = False,
     ) -> AsyncIterator[AnyResponse]:
         """Send a request with the session cookie; yield the response, body not yet read.
 
@@ -212,9 +213,12 @@ class Session:
         docstring); it is called once per send.  ``bulk`` (a GET of content, or
         a request whose ``body`` is content) sends it through the bulk transport
         when there is one: the response is then a :class:`~.bulk.BulkResponse`.
+        ``reads_only`` says that sending the request twice does no harm (a
+        ``POST`` that only asks for content): it may then go on a kept-alive
+        connection, with ``content``.
         """
-        if bulk and content is not None:
-            raise ValueError("a bulk request streams its body (body=), never content=")
+        if bulk and content is not None and not reads_only:
+            raise ValueError("a bulk request that changes something streams its body (body=), never content=")
         key = _request_key(method, path, content)
         renewed = False
         while True:
@@ -226,7 +230,8 @@ class Session:
             self.counters.requests[kind] += 1
             if bulk and self.bulk is not None:
                 response = await self.bulk.send(
-                    method, path, self._headers(self._session_id, headers), body=body, what=what, url=self.url
+                    method, path, self._headers(self._session_id, headers), body=body, content=content,
+                    reads_only=reads_only, what=what, url=self.url,
                 )
             else:
                 response = await self._send(method, path, what=what, headers=headers, content=content, body=body)
@@ -259,13 +264,15 @@ class Session:
         content: bytes | None = None,
         body: BodyFactory | None = None,
         bulk: bool = False,
+        reads_only: bool = False,
     ) -> Reply:
         """Like :meth:`open`, with the body read (at most ``limit`` bytes, else ProtocolError).
 
         A non-2xx reply is raised as its ``BackendError``.
         """
         async with self.open(
-            method, path, kind=kind, what=what, headers=headers, content=content, body=body, bulk=bulk
+            method, path, kind=kind, what=what, headers=headers, content=content, body=body, bulk=bulk,
+            reads_only=reads_only,
         ) as response:
             if not response.is_success:
                 raise await self.error_of(response, what=what)
