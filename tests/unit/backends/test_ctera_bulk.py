@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -95,6 +96,45 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced(sample_por
         transport.close()
 
 
+async def test_a_body_read_up_to_a_large_limit_takes_memory_for_the_body_only(sample_portal: PortalProcess) -> None:
+    """An XML reply is read with a 32 MiB limit: the buffer follows the declared length, not the limit."""
+    whole = await in_thread(download, sample_portal, LARGE)
+    cookie = await in_thread(session_cookie, sample_portal)
+    transport = transport_for(sample_portal)
+    try:
+        response = await transport.send("GET", portal_http.webdav_url(LARGE), {"cookie": cookie})
+        tracemalloc.start()
+        try:
+            data = await response.read_some(64 << 20)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        await response.aclose()
+        assert data == whole
+        assert peak < 4 * len(whole) < 64 << 20  # a few copies of the body, not the limit
+    finally:
+        transport.close()
+
+
+async def test_a_chunked_body_of_unknown_length_is_read_whole() -> None:
+    body = bytes(range(256)) * (12 << 10)  # 3 MiB: the first buffer doubles twice
+
+    def chunked(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 100_000):
+            piece = body[start:start + 100_000]
+            conn.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        conn.sendall(b"0\r\n\r\n")
+
+    with one_shot_server(chunked) as port:
+        transport = BulkTransport("http", "127.0.0.1", port, context=None, timeouts=QUICK)
+        response = await transport.send("GET", "/x", {})
+        assert await response.read_some(32 << 20) == body
+        await response.aclose()
+        transport.close()
+
+
 async def test_backend_reads_use_it_and_equal_a_plain_download(sample_portal: PortalProcess) -> None:
     whole = await in_thread(download, sample_portal, LARGE)
     async with connect(sample_portal) as backend:
@@ -102,6 +142,16 @@ async def test_backend_reads_use_it_and_equal_a_plain_download(sample_portal: Po
         assert backend._session.bulk is not None
         assert await backend.read(entry, 12345, 3 << 20) == whole[12345:12345 + (3 << 20)]
         assert backend.statistics().content_bytes == 3 << 20
+
+
+async def test_listings_come_through_it_on_one_kept_alive_connection(sample_portal: PortalProcess) -> None:
+    async with connect(sample_portal) as backend:
+        bulk = backend._session.bulk
+        assert bulk is not None and bulk._idle == []
+        first = await backend.list_page(("My Files",), 0, 100)
+        (idle, _), = bulk._idle
+        assert await backend.list_page(("My Files",), 0, 100) == first
+        assert [connection for connection, _ in bulk._idle] == [idle]
 
 
 def test_no_bulk_transport_when_a_proxy_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,6 +84,8 @@ log = logging.getLogger(__name__)
 IDLE_EXPIRY = KEEPALIVE_EXPIRY - 10.0
 #: Bytes discarded per step when skipping the start of a body.
 SKIP_CHUNK = 1 << 20
+#: The first buffer for a body of unknown length; doubled as it fills.
+FIRST_BUFFER = 1 << 20
 
 _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
                      ssl.SSLEOFError, ssl.SSLZeroReturnError)
@@ -366,15 +368,18 @@ class BulkResponse:
                     if not count:
                         break
                     received += count
-            data = bytearray(wanted)
-            view = memoryview(data)
+            # Sized by the body's declared length when there is one: ``wanted`` may
+            # be a mere limit (32 MiB for an XML reply), too much to allocate.
+            data = bytearray(min(wanted, response.length if response.length is not None else FIRST_BUFFER))
             filled = 0
             while filled < wanted:
-                count = response.readinto(view[filled:])
+                if filled == len(data):  # doubled, up to wanted
+                    data.extend(bytes(min(max(len(data), FIRST_BUFFER), wanted - len(data))))
+                with memoryview(data) as view, view[filled:] as rest:
+                    count = response.readinto(rest)
                 if not count:
                     break
                 filled += count
-            view.release()
             received += filled
             del data[filled:]
         except (OSError, http.client.HTTPException) as exc:
