@@ -37,7 +37,7 @@ from mount.control import ControlError, control_socket_path, serve_control
 from mount.notify import notify
 from mount.operations import PortalOperations
 from mount.readahead import DEFAULT_READ_AHEAD, set_kernel_read_ahead
-from mount.request_loop import RequestWait, install_request_wait
+from mount.request_loop import RequestWait, install_request_wait, remove_request_wait
 from vfs.backends.base import NotFound
 from vfs.backends.ctera import Timeouts, open_ctera_backend
 from vfs.backends.retry import RetryPolicy
@@ -174,6 +174,7 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
                         on_ready()
             finally:
                 notify("STOPPING=1")
+                remove_request_wait()
                 pyfuse3.close(unmount=True)
                 log.info("unmounted %s", settings.mountpoint)
             with draining:

@@ -13,8 +13,12 @@ such; Unix modes in the central directory.  A file whose bytes are all at
 hand gets its sizes and CRC in its local header.  A file streamed in pieces
 gets a ZIP64 data descriptor after them (its size is only known at the
 end), and the ZIP64 end records are added whenever a count, a size or an
-offset outgrows the classic fields.  Readers (Python's ``zipfile``,
-``unzip``, libarchive, the CTERA SDK) read both kinds.
+offset outgrows the classic fields.  Readers that look at the central
+directory (Python's ``zipfile``, ``unzip``, libarchive) read both kinds;
+one that only streams the local headers (Java's ``ZipInputStream``)
+refuses a stored entry with a data descriptor, as it refused the
+``zipfile`` archives before; the portal streams only files too large to
+hold whole (portal/http/archive.py).
 
 Each method returns the bytes to send next; nothing is buffered here except
 the central directory, which :meth:`ZipStream.finish` returns.
@@ -44,11 +48,14 @@ _LIMIT32 = 0xFFFFFFFF
 _LIMIT16 = 0xFFFF
 _FILE_MODE = 0o100644 << 16
 _FOLDER_MODE = (0o040755 << 16) | 0x10  # the MS-DOS directory bit too
+_FIRST_MOMENT = (1980, 1, 1, 0, 0, 0)
+_LAST_MOMENT = (2107, 12, 31, 23, 59, 58)
 
 
 def dos_time(mtime: float) -> tuple[int, int]:
-    """``mtime`` (UTC) as the MS-DOS (time, date) pair, clamped to 1980, the format's first year."""
-    year, month, day, hour, minute, second = max(time.gmtime(mtime)[:6], (1980, 1, 1, 0, 0, 0))
+    """``mtime`` (UTC) as the MS-DOS (time, date) pair, clamped to the years the format holds (1980–2107)."""
+    moment = min(max(tuple(time.gmtime(mtime)[:6]), _FIRST_MOMENT), _LAST_MOMENT)
+    year, month, day, hour, minute, second = moment
     return (hour << 11) | (minute << 5) | (second // 2), ((year - 1980) << 9) | (month << 5) | day
 
 
@@ -95,7 +102,7 @@ class ZipStream:
         assert self._streaming is not None
         encoded, flags, stamp, offset, crc, size = self._streaming
         self._streaming = None
-        self._remember(encoded, flags, stamp, crc, size, offset, _FILE_MODE)
+        self._remember(encoded, flags, stamp, crc, size, offset, _FILE_MODE, zip64=True)
         return self._produced(_DESCRIPTOR64.pack(0x08074B50, crc, size, size))
 
     def finish(self) -> bytes:
@@ -124,13 +131,15 @@ class ZipStream:
                                           len(encoded), 0) + encoded + data)
 
     def _remember(self, encoded: bytes, flags: int, stamp: tuple[int, int], crc: int, size: int, offset: int,
-                  mode: int) -> None:
-        """The entry's central directory record, with ZIP64 fields for what outgrew 32 bits."""
+                  mode: int, *, zip64: bool = False) -> None:
+        """The entry's central directory record, with ZIP64 fields for what outgrew 32 bits
+        (``zip64``: the entry's local part uses ZIP64 already)."""
         wide = [value for value in (size, size, offset) if value >= _LIMIT32]
         extra = struct.pack(f"<HH{len(wide)}Q", 1, 8 * len(wide), *wide) if wide else b""
         size32 = _LIMIT32 if size >= _LIMIT32 else size
+        needed = _ZIP64 if wide or zip64 else _CLASSIC
         self._central.append(_CENTRAL.pack(
-            0x02014B50, _MADE_BY_UNIX | _ZIP64, _ZIP64 if wide else _CLASSIC, flags, 0, *stamp, crc, size32, size32,
+            0x02014B50, _MADE_BY_UNIX | _ZIP64, needed, flags, 0, *stamp, crc, size32, size32,
             len(encoded), len(extra), 0, 0, 0, mode, min(offset, _LIMIT32)) + encoded + extra)
 
     def _produced(self, data: bytes) -> bytes:

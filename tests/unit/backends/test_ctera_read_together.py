@@ -93,7 +93,7 @@ async def test_the_request_goes_through_the_bulk_transport_on_a_kept_alive_conne
     assert await alice.read_together(entries) == expected
     assert [connection for connection, _ in bulk._idle] == [idle]  # the same one, read to its end, went back
     assert idle.sock is not None
-    socket.socket.shutdown(idle.sock, socket.SHUT_RDWR)  # what a keep-alive expiry looks like to us
+    socket.socket.shutdown(idle.sock, socket.SHUT_RDWR)  # broken while it sat idle
     before = alice.statistics()
     assert await alice.read_together(entries) == expected
     assert alice.statistics().total_requests - before.total_requests == 1  # resent inside the transport

@@ -6,6 +6,7 @@ import calendar
 import io
 import os
 import shutil
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_whole_and_streamed_files_and_folders_read_back() -> None:
         assert folder.is_dir() and (folder.external_attr >> 16) & 0o170000 == 0o040000
         assert (small.external_attr >> 16) == 0o100644
         assert small.date_time == (2024, 5, 17, 13, 45, 30)
-        assert archive.getinfo("Docs/big.bin").flag_bits & 0x08  # its sizes follow the data
+        streamed = archive.getinfo("Docs/big.bin")
+        assert streamed.flag_bits & 0x08 and streamed.extract_version == 45  # ZIP64 sizes follow the data
+        assert small.extract_version == 20
 
 
 def test_names_beyond_ascii_are_flagged_utf8() -> None:
@@ -55,8 +58,13 @@ def test_an_empty_selection_is_a_valid_empty_archive() -> None:
         assert archive.namelist() == []
 
 
-def test_times_before_1980_are_clamped_to_the_formats_first_day() -> None:
+def test_times_outside_1980_to_2107_are_clamped_to_the_formats_range() -> None:
     assert dos_time(0) == (0, (1 << 5) | 1)
+    last = (23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31
+    assert dos_time(calendar.timegm((2150, 6, 1, 0, 0, 0))) == last
+    stream = ZipStream()
+    with archive_of(stream.file("future.txt", 1e10, b"x"), stream.finish()) as archive:
+        assert archive.getinfo("future.txt").date_time == (2107, 12, 31, 23, 59, 58)
 
 
 def test_more_entries_than_the_classic_count_holds_use_zip64_end_records() -> None:
@@ -65,6 +73,18 @@ def test_more_entries_than_the_classic_count_holds_use_zip64_end_records() -> No
     with archive_of(*parts, stream.finish()) as archive:
         assert len(archive.infolist()) == 70_000
         assert archive.infolist()[-1].filename == "f69999"
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="no unzip")
+def test_unzip_tests_every_entry(tmp_path: Path) -> None:
+    stream = ZipStream()
+    parts = [stream.folder("Docs", WHEN), stream.file("Docs/ä.txt", WHEN, b"alpha\n"), stream.begin_file("b", WHEN),
+             stream.file_data(os.urandom(100_000)), stream.end_file(), stream.finish()]
+    path = tmp_path / "a.zip"
+    path.write_bytes(b"".join(parts))
+    result = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No errors detected" in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("unzip") is None, reason="no unzip")
@@ -86,3 +106,7 @@ def test_an_archive_past_4_gib_reads_back(tmp_path: Path) -> None:
         assert archive.read("after.txt") == b"still here\n"
     listing = subprocess.run(["unzip", "-l", str(path)], capture_output=True, text=True, check=True).stdout
     assert "4429185024" in listing and "after.txt" in listing
+    with open(path, "rb") as raw:  # the streamed entry's ZIP64 data descriptor, just before the next entry
+        raw.seek(archive.getinfo("after.txt").header_offset - 24)
+        signature, _, compressed, size = struct.unpack("<IIQQ", raw.read(24))
+    assert (signature, compressed, size) == (0x08074B50, 66 * (64 << 20), 66 * (64 << 20))

@@ -373,8 +373,10 @@ class BulkResponse:
             data = bytearray(min(wanted, response.length if response.length is not None else FIRST_BUFFER))
             filled = 0
             while filled < wanted:
-                if filled == len(data):  # doubled, up to wanted
-                    data.extend(bytes(min(max(len(data), FIRST_BUFFER), wanted - len(data))))
+                if filled == len(data):
+                    if response.isclosed():  # the body ended exactly where the buffer does
+                        break
+                    data.extend(bytes(min(max(len(data), FIRST_BUFFER), wanted - len(data))))  # doubled
                 with memoryview(data) as view, view[filled:] as rest:
                     count = response.readinto(rest)
                 if not count:

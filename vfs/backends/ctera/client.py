@@ -227,7 +227,7 @@ class CteraBackend:
         href = href_of(self.context, path)
         what = f"listing of /{'/'.join(path)} from {start}"
         param = obj("FetchResourcesParam", start=start, limit=limit, root=href, depth=1)
-        value = await self._execute("fetchResources", param, kind=RequestKind.LIST, what=what, reads_only=True)
+        value = await self._execute("fetchResources", param, kind=RequestKind.LIST, what=what)
         reply = decode_fetch_reply(value, what=what)
         if reply.error_type is not None:
             raise error_for_code(reply.error_type, what=what)
@@ -377,10 +377,9 @@ class CteraBackend:
 
     # -------------------------------------------------------------- helpers
 
-    async def _execute(self, name: str, param: ctera_xml.Value, *, kind: str, what: str,
-                       reads_only: bool = False) -> ctera_xml.Value:
+    async def _execute(self, name: str, param: ctera_xml.Value, *, kind: str, what: str) -> ctera_xml.Value:
         """One ``execute`` call (spec §3.1); the decoded reply."""
-        return await execute(self._session, name, param, kind=kind, what=what, reads_only=reads_only)
+        return await execute(self._session, name, param, kind=kind, what=what)
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await self._retry.run(operation, on_retry=self._count_retry)

@@ -19,14 +19,8 @@ __all__ = ["MAX_XML_REPLY", "execute"]
 MAX_XML_REPLY = 32 << 20
 
 
-async def execute(session: Session, name: str, param: ctera_xml.Value, *, kind: str, what: str,
-                  reads_only: bool = False) -> ctera_xml.Value:
-    """One attempt at calling method ``name``; the decoded reply (None for an empty body).
-
-    A method that ``reads_only`` (a listing) goes through the bulk transport
-    when there is one: a page of a thousand entries is about a megabyte,
-    received off the trio thread.
-    """
+async def execute(session: Session, name: str, param: ctera_xml.Value, *, kind: str, what: str) -> ctera_xml.Value:
+    """One attempt at calling method ``name``; the decoded reply (None for an empty body)."""
     envelope = Obj(None, {"type": "user-defined", "name": name, "param": param})
     reply = await session.request(
         "POST",
@@ -36,8 +30,6 @@ async def execute(session: Session, name: str, param: ctera_xml.Value, *, kind: 
         limit=MAX_XML_REPLY,
         headers={"content-type": "text/plain; charset=utf-8"},
         content=ctera_xml.encode(envelope),
-        bulk=reads_only,
-        reads_only=reads_only,
     )
     try:
         return ctera_xml.decode(reply.body)
