@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -96,44 +96,35 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced(sample_por
         transport.close()
 
 
-async def test_a_body_read_up_to_a_large_limit_takes_memory_for_the_body_only(sample_portal: PortalProcess) -> None:
-    """A reply read with a limit far above its length: the buffer follows the declared length."""
-    whole = await in_thread(download, sample_portal, LARGE)
-    cookie = await in_thread(session_cookie, sample_portal)
-    transport = transport_for(sample_portal)
+async def read_whole_traced(portal: PortalProcess, path: str, limit: int) -> tuple[bytes, int]:
+    """``path``'s body read through the transport up to ``limit``, and the peak memory that took."""
+    cookie = await in_thread(session_cookie, portal)
+    transport = transport_for(portal)
     try:
-        response = await transport.send("GET", portal_http.webdav_url(LARGE), {"cookie": cookie})
+        response = await transport.send("GET", portal_http.webdav_url(path), {"cookie": cookie})
         tracemalloc.start()
         try:
-            data = await response.read_some(64 << 20)
+            data = await response.read_some(limit)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
         await response.aclose()
-        assert data == whole
-        assert peak < 2.5 * len(whole)  # the body and its copy as bytes: neither the limit nor more buffer
+        return data, peak
     finally:
         transport.close()
 
 
-async def test_a_small_body_read_up_to_a_large_limit_takes_no_large_buffer(sample_portal: PortalProcess) -> None:
-    small = "My Files/Documents/Report.txt"
-    expected = await in_thread(download, sample_portal, small)
-    cookie = await in_thread(session_cookie, sample_portal)
-    transport = transport_for(sample_portal)
-    try:
-        response = await transport.send("GET", portal_http.webdav_url(small), {"cookie": cookie})
-        tracemalloc.start()
-        try:
-            data = await response.read_some(32 << 20)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        await response.aclose()
-        assert data == expected
-        assert peak < 256 << 10
-    finally:
-        transport.close()
+@pytest.mark.parametrize(("path", "peak_limit"), [
+    (LARGE, lambda size: 2.5 * size),  # the body and its copy as bytes: neither the limit nor more buffer
+    ("My Files/Documents/Report.txt", lambda size: 256 << 10),
+])
+async def test_a_body_read_up_to_a_far_larger_limit_takes_memory_for_the_body_only(
+        sample_portal: PortalProcess, path: str, peak_limit: Callable[[int], float]) -> None:
+    """A reply read with a limit far above its length: the buffer follows the declared length, not the limit."""
+    whole = await in_thread(download, sample_portal, path)
+    data, peak = await read_whole_traced(sample_portal, path, 64 << 20)
+    assert data == whole
+    assert peak < peak_limit(len(whole))
 
 
 async def test_a_chunked_body_of_unknown_length_is_read_whole() -> None:
