@@ -18,6 +18,11 @@ still arrive meanwhile are ignored.
 :func:`receive` hides this: it feeds chunks to a callback until the callback
 says "enough" (or raises), and maps genuine transport failures to
 ``Transient``.
+
+Request bodies have the same trap: httpx wraps ``content=`` bytes in a
+stream whose iterator is an async generator, which httpcore abandons when a
+send is cancelled or its write fails.  :class:`WholeBody` holds such a body
+and is iterated by a plain object instead, with nothing to abandon.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import httpx
 
 from vfs.backends.ctera.errors import from_transport
 
-__all__ = ["receive"]
+__all__ = ["WholeBody", "receive"]
 
 
 async def receive(response: httpx.Response, on_chunk: Callable[[bytes], bool], *, what: str, url: str) -> None:
@@ -57,3 +62,29 @@ async def receive(response: httpx.Response, on_chunk: Callable[[bytes], bool], *
             raise
     if failure is not None:
         raise failure
+
+
+class WholeBody(httpx.AsyncByteStream):
+    """A request body held whole, sent as one chunk without an async generator."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> _Once:  # type: ignore[override]  # an iterator object, not a generator
+        return _Once(self._data)
+
+
+class _Once:
+    """Yields its bytes once."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data

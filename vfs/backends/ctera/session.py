@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -53,7 +54,7 @@ from vfs.backends.base import (
     PermissionDenied,
     ProtocolError,
 )
-from vfs.backends.ctera.bodies import receive
+from vfs.backends.ctera.bodies import WholeBody, receive
 from vfs.backends.ctera.bulk import BulkResponse, BulkTransport
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.errors import MAX_ERROR_BODY, error_for_status, from_transport
@@ -142,9 +143,10 @@ class Session:
         what = f"login to {self.url}{self.context} as {self.user!r}"
         self.counters.requests[RequestKind.LOGIN] += 1
         try:
-            response = await self.client.post(
-                f"{self.context}/api/login", data={"j_username": self.user, "j_password": self.__password}
-            )
+            form = urllib.parse.urlencode({"j_username": self.user, "j_password": self.__password}).encode()
+            response = await self._post_whole(f"{self.context}/api/login", form,
+                                              {"content-type": "application/x-www-form-urlencoded"})
+            await response.aread()
         except httpx.TransportError as exc:
             raise from_transport(exc, what=what, url=self.url) from exc
         self.counters.bytes_received += len(response.content)
@@ -181,12 +183,16 @@ class Session:
             scope.shield = True  # also when the caller is being cancelled
             self.counters.requests[RequestKind.LOGOUT] += 1
             try:
-                response = await self.client.post(
-                    f"{self.context}/api/logout", content=b"", headers=self._headers(session_id, None)
-                )
+                response = await self._post_whole(f"{self.context}/api/logout", b"", self._headers(session_id, None))
                 await response.aclose()
             except httpx.HTTPError as exc:
                 log.info("logout from %s failed (ignored): %s", self.url, exc)
+
+    async def _post_whole(self, path: str, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """A ``POST`` of a small body, streamed (see bodies.py: no async generator to abandon)."""
+        request = self.client.build_request("POST", path, headers=headers, content=content)
+        request.stream = WholeBody(content)
+        return await self.client.send(request, stream=True)
 
     # ------------------------------------------------------------- requests
 
@@ -314,13 +320,15 @@ class Session:
     ) -> httpx.Response:
         headers = self._headers(self._session_id, headers)
         request = self.client.build_request(method, path, headers=headers, content=content)
+        # ``content=`` wraps bytes or an async iterable in an async generator,
+        # which httpcore abandons when a write fails (see bodies.py).
         if body is not None:
-            # Rebuilt around the stream (URL and headers as the client prepared them):
-            # ``content=`` would wrap an async iterable in an async generator, which
-            # httpcore abandons when a write fails (see bodies.py).
+            # Rebuilt around the stream (URL and headers as the client prepared them).
             request = httpx.Request(
                 method, request.url, headers=request.headers, stream=body(), extensions=request.extensions
             )
+        elif content is not None:
+            request.stream = WholeBody(content)  # the request keeps its content, read already
         try:
             return await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
