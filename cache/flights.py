@@ -226,8 +226,8 @@ class FlightTable:
                     got = await fetch_many([flight.key for flight in flights])
                 except Exception as exc:
                     self._counters.fetch_errors += not local
-                    log.info("%s %d small objects together failed (%r); each is read on its own "
-                             "when it is read", "loading" if local else "fetching", len(flights), exc)
+                    log.info("%s %d small objects together failed (%r); each will be fetched alone "
+                             "when a reader asks for it", "loading" if local else "fetching", len(flights), exc)
                     got = {}
                 for flight in flights:
                     self._unregister(flight)

@@ -135,8 +135,9 @@ class Record:
     def changed_at(self, offset: int) -> None:
         """Bump ``generation`` for a change of content at ``offset`` and up; tell the watches."""
         self.generation += 1
-        for watch in self.watches:
-            watch.changed_at(offset)
+        if self.watches:  # on every write: iterating even an empty WeakSet costs a guard
+            for watch in self.watches:
+                watch.changed_at(offset)
 
     def snapshot(self) -> StagedFile:
         return StagedFile(self.id, self.path, self.object_id, self.base_version,

@@ -162,8 +162,8 @@ async def _mount_and_serve(settings: MountSettings, fs: Filesystem, root_path: t
         await _start_control(services, settings, control)
         with _stop_on_signals(serving, draining):
             pyfuse3.init(operations, str(settings.mountpoint), fuse_options(settings))
-            control.request_wait = install_request_wait()
             try:
+                control.request_wait = install_request_wait()
                 with serving:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(_serve, settings.workers, nursery.cancel_scope)

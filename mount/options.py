@@ -9,8 +9,9 @@ Options fall in four groups:
   ``listing_ttl=``, ``request_timeout=``, the network bounds ``connect_timeout=``,
   ``read_timeout=``, ``retry_time=``, ``uid=``/``gid=`` (owner shown), and the
   write-back knobs ``upload_delay=`` (seconds of quiet before an upload),
-  ``upload_workers=``, ``early_upload=`` (size at which a file still being written starts going up), ``exclude=GLOB`` (repeatable: names kept local-only)
-  and ``no_default_excludes``;
+  ``upload_workers=``, ``early_upload=`` (size at which a file still being
+  written starts going up), ``exclude=GLOB`` (repeatable: names kept
+  local-only) and ``no_default_excludes``;
 * FUSE's: ``allow_other``, ``allow_root``, ``auto_unmount``, ``default_permissions``,
   ``ro``, ``noatime`` … passed to the kernel;
 * fstab's bookkeeping, which mount(8) hands to helpers and which mean nothing

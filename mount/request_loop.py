@@ -45,7 +45,6 @@ import stat
 from collections.abc import Awaitable, Callable
 
 import pyfuse3
-import trio
 
 __all__ = ["FAIR_SHARE", "RequestWait", "fuse_descriptors", "install_request_wait", "remove_request_wait"]
 
@@ -68,7 +67,11 @@ def install_request_wait() -> RequestWait | None:
     if _PYFUSE3_WAIT is None or not pyfuse3.__version__.startswith(_KNOWN_VERSIONS):
         log.debug("pyfuse3 %s: its own request loop is kept", pyfuse3.__version__)
         return None
-    devices = fuse_descriptors()
+    try:
+        devices = fuse_descriptors()
+    except OSError as exc:  # no /proc
+        log.debug("cannot list this process's descriptors (%s): pyfuse3's request loop is kept", exc)
+        return None
     if len(devices) != 1:
         log.debug("found %d FUSE device descriptors, not one: pyfuse3's request loop is kept", len(devices))
         return None

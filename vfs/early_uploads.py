@@ -169,15 +169,13 @@ class EarlyUploads:
     """The early uploads of one mount; every call on the trio thread."""
 
     def __init__(self, backend: object, store: StagingStore, *, fetch_base: Callable[[StagedFile], BaseFetch],
-                 local_only: Callable[[StagedFile], bool], minimum: int = EARLY_MIN,
-                 streams: int = MAX_STREAMS) -> None:
+                 local_only: Callable[[StagedFile], bool], minimum: int = EARLY_MIN) -> None:
         #: None: no early uploads (the backend has none, the portal refused them, or ``minimum`` is 0)
         self._backend = backend if isinstance(backend, StreamingUploads) and minimum > 0 else None
         self._store = store
         self._fetch_base = fetch_base
         self._local_only = local_only
         self._minimum = minimum
-        self._streams = streams
         self._running: dict[int, EarlyUpload] = {}
         #: records whose stream failed: not streamed again until the queue has uploaded them (a
         #: writer that goes back to patch a header would otherwise start over and over)
@@ -197,7 +195,7 @@ class EarlyUploads:
         if running is not None:
             running.more()
             return
-        if (self._backend is None or self._nursery is None or len(self._running) >= self._streams
+        if (self._backend is None or self._nursery is None or len(self._running) >= MAX_STREAMS
                 or record.id in self._given_up or end != record.size or record.size < self._minimum
                 or record.from_base or not record.path or self._local_only(record)
                 or saves.donor_of(record) is not None):

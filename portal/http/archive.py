@@ -11,7 +11,7 @@ by a ZIP64 data descriptor, so a ZIP of gigabytes needs no temporary file and no
 memory beyond one chunk.
 
 Archives of many small files are what clients ask for to save a request per
-file, so their cost per file matters: files of at most ``INLINE_READ`` bytes
+file, so their cost per file matters: files of at most ``SMALL_FILE`` bytes
 are read in runs of up to ``SMALL_RUN``, in one trip to a worker thread that
 asks the kernel for all of them before it reads the first (on a cold disk,
 one at a time, each would be a seek the event loop waits for), and the stream
@@ -42,7 +42,7 @@ from wire import ctera_xml
 
 READ_CHUNK = 1 << 20
 MAX_FORM = 1 << 20
-INLINE_READ = 64 << 10
+SMALL_FILE = 64 << 10
 SEND_CHUNK = 256 << 10
 SMALL_RUN = 128  # small files read in one trip to a worker thread
 
@@ -97,7 +97,7 @@ class _Archiver:
         names; yield each send as it fills.  Runs of small files are read together."""
         run: list[tuple[Node, int]] = []
         for node, top in nodes:
-            if node.item is not None and not node.is_folder and node.item.size <= INLINE_READ:
+            if node.item is not None and not node.is_folder and node.item.size <= SMALL_FILE:
                 run.append((node, top))
                 if len(run) == SMALL_RUN:
                     async for chunk in self._add_small(run):
@@ -135,7 +135,10 @@ class _Archiver:
     async def _add_small(self, run: list[tuple[Node, int]]) -> AsyncIterator[bytes]:
         if not run:
             return
-        paths = [self.store.content_path(node.item) for node, _ in run if node.item is not None]
+        paths = []
+        for node, _ in run:
+            assert node.item is not None  # add() queues files only
+            paths.append(self.store.content_path(node.item))
         contents = await trio.to_thread.run_sync(_read_small_files, paths)
         for (node, top), data in zip(run, contents, strict=True):
             self.pending += self.archive.file(_arcname(node, top), _mtime(node), data)

@@ -67,11 +67,6 @@ class ZipStream:
         self._central: list[bytes] = []
         self._streaming: tuple[bytes, int, tuple[int, int], int, int, int] | None = None
 
-    @property
-    def entries(self) -> int:
-        """Entries written so far (a streamed file once it is ended)."""
-        return len(self._central)
-
     def folder(self, name: str, mtime: float) -> bytes:
         """A folder entry (``name`` without its trailing slash)."""
         return self._whole(name + "/", mtime, b"", _FOLDER_MODE)

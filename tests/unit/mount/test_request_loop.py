@@ -13,11 +13,12 @@ import errno
 import os
 from collections.abc import Awaitable, Callable, Iterator
 
+import pyfuse3
 import pytest
 import trio
 import trio.testing
 
-from mount.request_loop import FAIR_SHARE, RequestWait, fuse_descriptors
+from mount.request_loop import FAIR_SHARE, RequestWait, fuse_descriptors, install_request_wait, remove_request_wait
 
 
 @pytest.fixture
@@ -144,7 +145,8 @@ async def test_a_closing_descriptor_ends_the_wait(pipe: tuple[int, int]) -> None
     assert results == [False]
 
 
-def test_the_fuse_device_is_found_among_the_open_descriptors(pipe: tuple[int, int]) -> None:
+@pytest.fixture
+def fuse_device() -> Iterator[int]:
     try:
         device = os.open("/dev/fuse", os.O_RDWR)
     except OSError as exc:
@@ -152,6 +154,22 @@ def test_the_fuse_device_is_found_among_the_open_descriptors(pipe: tuple[int, in
             pytest.skip(f"cannot open /dev/fuse: {exc}")
         raise
     try:
-        assert fuse_descriptors() == [device]  # not the pipe, nor anything else open
+        yield device
     finally:
         os.close(device)
+
+
+def test_the_fuse_device_is_found_among_the_open_descriptors(pipe: tuple[int, int], fuse_device: int) -> None:
+    assert fuse_descriptors() == [fuse_device]  # not the pipe, nor anything else open
+
+
+def test_the_wait_is_put_where_pyfuse3_looks_for_it_and_taken_back(fuse_device: int) -> None:
+    """pyfuse3's loop calls ``pyfuse3._wait_fuse_readable`` (a renamed hook would fail here, not silently)."""
+    own = pyfuse3._wait_fuse_readable
+    waiting = install_request_wait()
+    try:
+        assert waiting is not None and waiting.fd == fuse_device
+        assert pyfuse3._wait_fuse_readable == waiting.wait
+    finally:
+        remove_request_wait()
+    assert pyfuse3._wait_fuse_readable is own

@@ -60,6 +60,17 @@ NEVER = 3600.0
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
+class PassThrough:
+    """The real object behind a fault-injecting stand-in: whatever the stand-in does not define
+    itself goes to ``real``, so the happy path stays the real one."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
 @dataclass(frozen=True)
 class WriteSettings:
     """A writable graph's settings: the daemon's ``-o upload_delay``, ``upload_workers``, ``exclude``."""

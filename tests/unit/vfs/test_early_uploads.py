@@ -30,7 +30,7 @@ from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView
 from tests.support.portalfs_cli import content
 from tests.support.waiting import until
-from tests.unit.vfs.graph import CREATE, Mounted, open_writable
+from tests.unit.vfs.graph import CREATE, Mounted, PassThrough, open_writable
 from tests.unit.vfs.truth import in_thread, portal_holds, upload
 from vfs import early_uploads
 from vfs.backends.base import Path as RemotePath
@@ -139,15 +139,12 @@ async def test_a_remote_change_meanwhile_makes_a_conflict_copy_and_the_stream_ov
     assert await in_thread(view.uploads_of, "shared.bin") == 2  # before, their edit
 
 
-class NoPut:
+class NoPut(PassThrough):
     """The real backend, on a portal that refuses every WebDAV PUT."""
 
     def __init__(self, backend: CteraBackend) -> None:
-        self._backend = backend
+        super().__init__(backend)
         self.refused = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._backend, name)
 
     async def upload_streamed(self, path: RemotePath, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
         self.refused += 1

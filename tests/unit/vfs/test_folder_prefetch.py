@@ -16,7 +16,7 @@ import trio.testing
 
 from cache import CacheConfig, ObjectKey, open_block_cache
 from tests.support.portal_process import PortalProcess
-from tests.unit.vfs.graph import SMALL_BLOCKS, Mounted, WriteSettings, open_filesystem
+from tests.unit.vfs.graph import SMALL_BLOCKS, Mounted, PassThrough, WriteSettings, open_filesystem
 from tests.unit.vfs.truth import download, in_thread, mkdir, upload
 from vfs.backends.base import ProtocolError, RemoteEntry
 from vfs.backends.ctera import CteraBackend
@@ -123,15 +123,12 @@ async def test_without_folder_prefetch_each_file_is_its_own_request(
         assert reads(mounted) == (20, 0)
 
 
-class NoArchives:
+class NoArchives(PassThrough):
     """The real backend, except that the portal answers archive requests with nonsense."""
 
     def __init__(self, backend: CteraBackend) -> None:
-        self._backend = backend
+        super().__init__(backend)
         self.archive_calls = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._backend, name)
 
     async def read_together(self, entries: list[RemoteEntry]) -> dict[str, bytes]:
         self.archive_calls += 1

@@ -22,7 +22,7 @@ import trio.testing
 from cache import StagingStore
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView
-from tests.unit.vfs.graph import open_writable, refused
+from tests.unit.vfs.graph import PassThrough, open_writable, refused
 from tests.unit.vfs.truth import portal_holds
 from vfs.backends.base import Page, RemoteEntry, UploadSource
 from vfs.backends.base import Path as RemotePath
@@ -55,32 +55,29 @@ async def test_list_all_follows_the_pages_and_stops_at_a_portal_that_does_not_ad
         assert [e.name for e in await list_all(stuck, ("folder",))] == ["a"]  # type: ignore[arg-type]
 
 
-class FailingStore:
+class FailingStore(PassThrough):
     """The real staging store, except that ``update``/``discard`` of the files named in ``failing``
     raise ``OSError(ENOSPC)`` (a full disk under the journal) while ``failing`` holds them;
     only ``discard`` of those in ``fail_discard``."""
 
     def __init__(self, store: StagingStore) -> None:
-        self._store = store
+        super().__init__(store)
         self.failing: set[str] = set()
         self.fail_discard: set[str] = set()
         self.failures = 0
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
     def _check(self, id: int, failing: set[str]) -> None:
-        if self._store.get(id).path[-1] in failing:
+        if self._real.get(id).path[-1] in failing:
             self.failures += 1
             raise OSError(errno.ENOSPC, "No space left on device")
 
     async def update(self, id: int, **fields: Any) -> Any:
         self._check(id, self.failing)
-        return await self._store.update(id, **fields)
+        return await self._real.update(id, **fields)
 
     async def discard(self, id: int, **options: Any) -> None:
         self._check(id, self.failing | self.fail_discard)
-        await self._store.discard(id, **options)
+        await self._real.discard(id, **options)
 
 
 async def test_a_staging_failure_keeps_the_file_for_later_and_the_queue_serves_the_others(
@@ -137,21 +134,18 @@ async def test_a_failure_to_note_the_upload_done_keeps_the_file_and_sends_it_no_
         assert view.uploads_of("doc.txt") == 1 and drive.backend.statistics().count("upload") == 1
 
 
-class HeldUploads:
+class HeldUploads(PassThrough):
     """The real backend, except that uploads wait for ``resume`` (``reached`` says one does)."""
 
     def __init__(self, backend: CteraBackend) -> None:
-        self._backend = backend
+        super().__init__(backend)
         self.reached = trio.Event()
         self.resume = trio.Event()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._backend, name)
 
     async def upload(self, path: RemotePath, source: UploadSource, size: int) -> RemoteEntry:
         self.reached.set()
         await self.resume.wait()
-        return await self._backend.upload(path, source, size)
+        return await self._real.upload(path, source, size)
 
 
 async def test_settle_under_waits_only_for_uploads_at_or_below_the_path(

@@ -39,7 +39,7 @@ import trio.testing
 
 from tests.support.portal_process import PortalProcess
 from tests.support.portal_view import PortalView
-from tests.unit.vfs.graph import CREATE, NEVER, Mounted, open_writable, refused
+from tests.unit.vfs.graph import CREATE, NEVER, Mounted, PassThrough, open_writable, refused
 from tests.unit.vfs.truth import in_thread, portal_holds, upload
 from vfs.backends.base import (
     BackendError,
@@ -81,18 +81,15 @@ class Pause:
         self.resume = trio.Event()
 
 
-class Faults:
+class Faults(PassThrough):
     """The real backend, except for uploads: the next ones fail with ``failures`` (in order), or
     the next one pauses its content stream (``pause``).  Every other call is passed through."""
 
     def __init__(self, backend: CteraBackend) -> None:
-        self._backend = backend
+        super().__init__(backend)
         self.failures: list[BackendError] = []
         self.pause: Pause | None = None
         self.attempts = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._backend, name)
 
     async def upload(self, path: RemotePath, source: UploadSource, size: int) -> RemoteEntry:
         self.attempts += 1
@@ -100,7 +97,7 @@ class Faults:
             raise self.failures.pop(0)
         pause, self.pause = self.pause, None
         if pause is None:
-            return await self._backend.upload(path, source, size)
+            return await self._real.upload(path, source, size)
 
         async def paused() -> AsyncIterator[bytes]:
             sent = 0
@@ -111,7 +108,7 @@ class Faults:
                     pause.reached.set()
                     await pause.resume.wait()
 
-        return await self._backend.upload(path, paused, size)
+        return await self._real.upload(path, paused, size)
 
 
 @asynccontextmanager

@@ -28,7 +28,9 @@ Streamed request bodies (uploads) are given as a *factory* (``body``): the
 repeat after a re-login needs the body again from its start, and only the
 caller can produce it again.  The portal reads (drains) a request's body
 before it answers 302, so the expiry of a session is seen after an upload's
-body was sent, and the body is then sent a second time.
+body was sent, and the body is then sent a second time.  A factory that
+cannot start again (a file still being written, streamed as it arrives)
+raises ``Transient`` when it is called a second time.
 
 The password is kept only to log in again; it is never logged, never put in
 an exception message, and excluded from ``repr``.
@@ -74,8 +76,8 @@ LOGOUT_TIMEOUT = 5.0
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-#: Makes a streamed request body afresh, from its start, for each send.  The
-#: stream must declare its length in the request's ``content-length`` header.
+#: Makes a streamed request body afresh, from its start, for each send.  A
+#: body whose length the headers do not give (``content-length``) is sent chunked.
 BodyFactory = Callable[[], httpx.AsyncByteStream]
 #: What :meth:`Session.open` yields: httpx's response, or a bulk one for ``bulk=True``.
 AnyResponse = httpx.Response | BulkResponse
@@ -144,9 +146,9 @@ class Session:
         self.counters.requests[RequestKind.LOGIN] += 1
         try:
             form = urllib.parse.urlencode({"j_username": self.user, "j_password": self.__password}).encode()
-            response = await self._post_whole(f"{self.context}/api/login", form,
-                                              {"content-type": "application/x-www-form-urlencoded"})
-            await response.aread()
+            request = self.build_request("POST", f"{self.context}/api/login",
+                                         {"content-type": "application/x-www-form-urlencoded"}, form)
+            response = await self.client.send(request)  # read whole; closed if that fails
         except httpx.TransportError as exc:
             raise from_transport(exc, what=what, url=self.url) from exc
         self.counters.bytes_received += len(response.content)
@@ -183,16 +185,22 @@ class Session:
             scope.shield = True  # also when the caller is being cancelled
             self.counters.requests[RequestKind.LOGOUT] += 1
             try:
-                response = await self._post_whole(f"{self.context}/api/logout", b"", self._headers(session_id, None))
-                await response.aclose()
+                request = self.build_request("POST", f"{self.context}/api/logout", self._headers(session_id, None), b"")
+                await self.client.send(request)
             except httpx.HTTPError as exc:
                 log.info("logout from %s failed (ignored): %s", self.url, exc)
 
-    async def _post_whole(self, path: str, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
-        """A ``POST`` of a small body, streamed (see bodies.py: no async generator to abandon)."""
-        request = self.client.build_request("POST", path, headers=headers, content=content)
-        request.stream = WholeBody(content)
-        return await self.client.send(request, stream=True)
+    def build_request(self, method: str, path: str, headers: Mapping[str, str], content: bytes | None,
+                      body: BodyFactory | None = None) -> httpx.Request:
+        """The httpx request, its body (if any) sent without an async generator (see bodies.py)."""
+        request = self.client.build_request(method, path, headers=headers, content=content)
+        if body is not None:
+            # Rebuilt around the stream (URL and headers as the client prepared them).
+            return httpx.Request(method, request.url, headers=request.headers, stream=body(),
+                                 extensions=request.extensions)
+        if content is not None:
+            request.stream = WholeBody(content)  # the request keeps its content, read already
+        return request
 
     # ------------------------------------------------------------- requests
 
@@ -318,17 +326,7 @@ class Session:
         content: bytes | None,
         body: BodyFactory | None = None,
     ) -> httpx.Response:
-        headers = self._headers(self._session_id, headers)
-        request = self.client.build_request(method, path, headers=headers, content=content)
-        # ``content=`` wraps bytes or an async iterable in an async generator,
-        # which httpcore abandons when a write fails (see bodies.py).
-        if body is not None:
-            # Rebuilt around the stream (URL and headers as the client prepared them).
-            request = httpx.Request(
-                method, request.url, headers=request.headers, stream=body(), extensions=request.extensions
-            )
-        elif content is not None:
-            request.stream = WholeBody(content)  # the request keeps its content, read already
+        request = self.build_request(method, path, self._headers(self._session_id, headers), content, body)
         try:
             return await self.client.send(request, stream=True)
         except httpx.TransportError as exc:

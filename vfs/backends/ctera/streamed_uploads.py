@@ -34,7 +34,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import trio
 
-from vfs.backends.base import Path, RemoteEntry, Transient, Unsupported
+from vfs.backends.base import IsADirectory, Path, RemoteEntry, Transient, Unsupported
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.paths import check_new_name, href_of
 from vfs.backends.ctera.session import Session
@@ -93,7 +93,7 @@ class StreamedUploader:
     async def upload(self, path: Path, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
         what = f"streamed upload of /{'/'.join(path)}"
         if not path:
-            raise Unsupported(f"{what}: the root is a folder")
+            raise IsADirectory(f"{what}: the root is a folder")
         check_new_name(path[-1], what)
         if self._session.bulk is None:
             raise Unsupported(f"{what}: needs the blocking transport (none with a proxy or an injected one)")
