@@ -1,15 +1,14 @@
 """A mount whose portal goes away: bounded errors, cached data still served, recovery.
 
 The portal is killed outright (the harshest fault) and later restarted on the
-same port and store; stalls are made with a TCP proxy that stops forwarding.
+same port and store; stalls are made with a TCP proxy that stops forwarding
+(tests/support/tcp_proxy.py).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from tests.support.mount_process import mounted
 from tests.support.portal_process import PortalProcess, free_port, running_portal
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.fuse
 
@@ -55,80 +55,16 @@ def test_portal_down_gives_bounded_errors_and_recovers(tmp_path: Path) -> None:
                 assert (mount.mountpoint / "Photos" / "IMG_1000.png").read_bytes()[:4] == b"\x89PNG"
 
 
-class _StallingProxy:
-    """A TCP proxy to the portal that can stop forwarding (a portal that hangs)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.stalled = threading.Event()
-        self.closing = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.sockets: list[socket.socket] = []
-        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accept.start()
-
-    def _accept_loop(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.closing.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
-                thread.start()
-                self.threads.append(thread)
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(0.2)
-        while not self.closing.is_set():
-            if self.stalled.is_set():
-                time.sleep(0.05)
-                continue
-            try:
-                data = source.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            try:
-                sink.sendall(data)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.closing.set()
-        self.listener.close()
-        for sock in self.sockets:
-            sock.close()
-        for thread in self.threads:
-            thread.join(timeout=2)
-        self._accept.join(timeout=2)
-
-
 @pytest.fixture
-def stalling_proxy(sample_portal: PortalProcess) -> Iterator[_StallingProxy]:
-    proxy = _StallingProxy(sample_portal.port)
-    try:
+def stalling_proxy(sample_portal: PortalProcess) -> Iterator[TcpProxy]:
+    with tcp_proxy(sample_portal.port) as proxy:
         yield proxy
-    finally:
-        proxy.close()
 
 
 def test_stalled_portal_times_out_and_the_mount_keeps_serving(
-    sample_portal: PortalProcess, stalling_proxy: _StallingProxy, tmp_path: Path
+    sample_portal: PortalProcess, stalling_proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    proxied = PortalProcess(f"https://127.0.0.1:{stalling_proxy.port}", sample_portal.data_dir, sample_portal.cert,
-                            sample_portal.process, sample_portal.log_path)
-    with mounted(proxied, tmp_path / "mnt", options=BOUND) as mount:
+    with mounted(stalling_proxy.in_front_of(sample_portal), tmp_path / "mnt", options=BOUND) as mount:
         budget = (mount.mountpoint / "Documents" / "Budget.csv").read_bytes()
         stalling_proxy.stalled.set()
         started = time.monotonic()

@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from tests.support.portal_process import PortalProcess, free_port, running_porta
 from tests.support.portal_view import PortalView, portal_view
 from tests.support.portalfs_cli import HOLD_BACK, content, status_json
 from tests.support.sdk import user_session
+from tests.support.tcp_proxy import tcp_proxy
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.fuse
@@ -129,6 +130,7 @@ def _after_fsync(portal: PortalProcess, view: PortalView, mount: MountProcess) -
 
 
 BIG = 64 << 20
+HELD = 8 << 20
 
 
 def wait_for_upload_in_progress(portal: PortalProcess, timeout: float = 60, *, at_least: int = 1 << 20) -> None:
@@ -144,9 +146,10 @@ def wait_for_upload_in_progress(portal: PortalProcess, timeout: float = 60, *, a
 
 
 def _during_big_upload(portal: PortalProcess, view: PortalView, mount: MountProcess) -> Expected:
-    """A 64 MiB rewrite of an existing portal file, killed while the portal is receiving it."""
+    """A 64 MiB rewrite of an existing portal file, killed while the portal is receiving it: the
+    mount reaches the portal through a proxy that holds back all but the first ``HELD`` bytes."""
     write_file(mount.mountpoint / "big.bin", content(9, BIG))
-    wait_for_upload_in_progress(portal)
+    wait_for_upload_in_progress(portal, at_least=HELD)
     return Expected({"big.bin": content(9, BIG)}, versions={"big.bin": 2})
 
 
@@ -171,6 +174,8 @@ class KillPoint:
     on_the_portal: dict[str, bytes] = field(default_factory=dict)  # files there before the mount
     #: killed while this file was being sent: the portal must still have only its first version
     mid_upload: str | None = None
+    #: the mount reaches the portal through a proxy that forwards this many bytes a connection, no more
+    held_after: int | None = None
 
 
 KILL_POINTS = {
@@ -178,7 +183,7 @@ KILL_POINTS = {
     "after_rename": KillPoint(_after_rename, on_the_portal={"report.txt": b"the portal's first version"}),
     "after_fsync": KillPoint(_after_fsync),
     "during_big_upload": KillPoint(_during_big_upload, ("upload_delay=0", "early_upload=0"),
-                                   {"big.bin": content(8, 1 << 20)}, mid_upload="big.bin"),
+                                   {"big.bin": content(8, 1 << 20)}, mid_upload="big.bin", held_after=HELD),
     "during_early_upload": KillPoint(_during_early_upload, (HOLD_BACK,), {"big.bin": content(8, 1 << 20)},
                                      mid_upload="big.bin"),
     "just_after_close": KillPoint(_just_after_close, ("upload_delay=0",)),
@@ -194,8 +199,13 @@ def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tm
         for name, data in kill_point.on_the_portal.items():
             portal_http.put(view.http, portal, f"My Files/{name}", data)
         identities = {name: view.file_id(name) for name in kill_point.on_the_portal}
-        with mounted(portal, mountpoint, options=kill_point.options, cache_dir=cache) as mount:
-            expected = kill_point.act(portal, view, mount)
+        with ExitStack() as stack:
+            target = portal
+            if kill_point.held_after is not None:
+                proxy = stack.enter_context(tcp_proxy(portal.port, hold_after=kill_point.held_after))
+                target = proxy.in_front_of(portal)
+            mount = stack.enter_context(mounted(target, mountpoint, options=kill_point.options, cache_dir=cache))
+            expected = kill_point.act(target, view, mount)
             kill_daemon(mount)
         if kill_point.mid_upload is not None:  # else this case would kill nothing mid-upload
             assert view.uploads_of(kill_point.mid_upload) == 1, "the upload had ended before the kill"
