@@ -72,6 +72,7 @@ from portal.http.webdav_props import (
 from portal.store import (
     Exists,
     InvalidName,
+    Item,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
@@ -314,17 +315,21 @@ async def _put(store: Store, namespace: Namespace, request: Request, path: list[
         if declared_text is not None and staged.size != declared:
             # The server's HTTP layer frames the body by Content-Length; never trust that blindly.
             raise HttpError(400, f"Content-Length said {declared} bytes, {staged.size} arrived")
-        blob = await staged.commit()
-        parent, name = _writable_parent(namespace, path)  # it may have gone while the body arrived
-        assert parent.item is not None
-        now_there = namespace.child(parent, name)
-        _check_conditions(request, now_there)  # and the target may have changed: a slow body must not win a race
-        replaced = now_there is not None
-        item = store.put_file(parent.item, name, blob, staged.size)
+        item, replaced = await staged.commit(lambda blob: _put_blob(store, namespace, request, path, blob, staged.size))
     finally:
         staged.abort()
     headers = [("etag", etag_of(item))]
     return _no_content(headers) if replaced else Response(201, b"", headers=headers)
+
+
+def _put_blob(store: Store, namespace: Namespace, request: Request, path: list[str], blob: str,
+              size: int) -> tuple[Item, bool]:
+    """The file at ``path`` becomes ``blob``; returns it and whether it replaced one."""
+    parent, name = _writable_parent(namespace, path)  # it may have gone while the body arrived
+    assert parent.item is not None
+    now_there = namespace.child(parent, name)
+    _check_conditions(request, now_there)  # and the target may have changed: a slow body must not win a race
+    return store.put_file(parent.item, name, blob, size), now_there is not None
 
 
 async def _mkcol(store: Store, namespace: Namespace, request: Request, path: list[str]) -> Response:

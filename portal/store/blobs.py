@@ -21,15 +21,17 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import trio
 
 WRITE_CHUNK = 1 << 20
 
+T = TypeVar("T")
+
 
 class StagedBlob:
-    """A blob being received.  ``await write(...)`` then ``await commit()`` or ``abort()``."""
+    """A blob being received.  ``await write(...)`` then ``await commit(reference)`` or ``abort()``."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
@@ -50,8 +52,16 @@ class StagedBlob:
             chunk, self._pending = bytes(self._pending), bytearray()
             await trio.to_thread.run_sync(self._file.write, chunk)
 
-    async def commit(self) -> str:
-        """Make the blob durable and permanent; returns its name."""
+    async def commit(self, reference: Callable[[str], T]) -> T:
+        """Make the blob durable and permanent, then ``reference(name)`` and return what it returns.
+
+        ``reference`` is the database change that uses the blob.  It runs right
+        after the blob is in place, with no ``await`` in between, so checks it
+        makes still hold when it writes.  Should it raise (a condition that no
+        longer holds, a name taken meanwhile, the quota), nothing refers to
+        the blob and it is removed at once, not left for the next start's
+        :meth:`BlobStore.recover`.
+        """
         await self._flush_pending()
         file, self._file = self._file, None
         assert file is not None, "commit after commit/abort"
@@ -68,7 +78,11 @@ class StagedBlob:
             _fsync_dir(final.parent)
 
         await trio.to_thread.run_sync(finish)
-        return self.name
+        try:
+            return reference(self.name)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
         """Throw the partial blob away (safe to call twice, or after commit)."""

@@ -170,8 +170,15 @@ def test_put_conditions(dav: httpx.Client) -> None:
     assert dav.get(url("My Files/c.txt")).content == b"2"
 
 
-def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: httpx.Client) -> None:
-    """A long body that began while the name was free does not replace a file created meanwhile."""
+def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: httpx.Client,
+                                                       portal: PortalProcess) -> None:
+    """A long body that began while the name was free does not replace a file created meanwhile,
+    and what it had stored goes with the refusal."""
+    def blobs() -> set[str]:
+        return {path.name for path in (portal.data_dir / "blobs").glob("*/*")}
+
+    before = blobs()
+
     def body() -> Iterator[bytes]:
         yield b"slow " * 1000
         api_put = api.put(url("My Files/raced.txt"), content=b"the other writer")  # another client, meanwhile
@@ -181,6 +188,7 @@ def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: 
     reply = dav.put(url("My Files/raced.txt"), content=body(), headers={"if-none-match": "*"})
     assert reply.status_code == 412, reply.text
     assert dav.get(url("My Files/raced.txt")).content == b"the other writer"
+    assert len(blobs() - before) == 1, "the refused body's blob was left behind"  # only the other writer's
 
 
 def test_quota_is_reported_and_enforced(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.store import Store
+from portal.store import IsAFolder, Store
 from tests.unit.portal.conftest import People, open_store, put, read
 
 
@@ -27,11 +27,26 @@ async def test_staged_blob_commits_its_bytes_and_leaves_no_tmp(store: Store, peo
     for piece in pieces:
         await staged.write(piece)
     assert staged.size == sum(map(len, pieces))
-    name = await staged.commit()
+    item = await staged.commit(lambda name: store.put_file(people.root("alice"), "big.bin", name, staged.size))
     staged.abort()  # harmless after commit
     assert list(store.blobs.tmp_dir.iterdir()) == []
-    item = store.put_file(people.root("alice"), "big.bin", name, staged.size)
     assert read(store, item) == b"".join(pieces)
+
+
+async def test_a_blob_its_reference_refuses_is_removed_at_once(store: Store, people: People) -> None:
+    """The database change that would use a committed blob fails (a folder took the name while the
+    bytes arrived): the blob goes at once, not at the next start, and the error is the caller's."""
+    root = people.root("alice")
+    put(store, root, "kept.txt", b"already here")
+    kept = _blob_names(store)
+    staged = store.stage()
+    await staged.write(b"y" * (2 << 20))
+    store.make_folder(root, "report")
+    with pytest.raises(IsAFolder):
+        await staged.commit(lambda name: store.put_file(root, "report", name, staged.size))
+    staged.abort()
+    assert _blob_names(store) == kept
+    assert list(store.blobs.tmp_dir.iterdir()) == []
 
 
 async def test_aborted_staging_leaves_nothing(store: Store) -> None:
@@ -62,7 +77,7 @@ async def test_reopening_removes_tmp_files_and_unreferenced_blobs(tmp_path: Path
         # A crash between the rename and the commit, and one while receiving:
         orphan_stage = store.stage()
         await orphan_stage.write(b"finished, never referenced")
-        orphan = await orphan_stage.commit()
+        orphan = await orphan_stage.commit(lambda name: name)  # in place, and the process dies
         (store.blobs.tmp_dir / f"{uuid.uuid4().hex}.part").write_bytes(b"left by a killed writer")
         referenced = _blob_names(store) - {orphan}
         assert old_version_blob in referenced
