@@ -19,9 +19,17 @@ import pytest
 import trio
 
 from tests.support.portal_process import PortalProcess, wait_for_no_tmp_files
-from tests.unit.backends.conftest import BulkSends, CountingSource, connect, download, in_thread, one_shot_server
+from tests.unit.backends.conftest import (
+    BulkSends,
+    CountingSource,
+    connect,
+    download,
+    expire_sessions,
+    in_thread,
+    one_shot_server,
+)
 from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
-from vfs.backends.base import StaleVersion, Unsupported
+from vfs.backends.base import StaleVersion, Transient, Unsupported
 from vfs.backends.ctera import CteraBackend
 
 MIB = 1 << 20
@@ -66,6 +74,23 @@ async def test_a_body_that_fails_before_its_end_leaves_nothing(portal: PortalPro
     assert scope.cancelled_caught
     await in_thread(wait_for_no_tmp_files, portal)  # the portal has noticed the hang-ups
     assert (await alice.list_page(("My Files",), 0, 100)).entries == []
+
+
+async def test_a_session_that_expired_fails_the_put_as_transient_and_leaves_nothing(
+        portal: PortalProcess, alice: CteraBackend) -> None:
+    """The body cannot be sent twice: when the portal turns the PUT away for an expired session, the
+    session logs in again and the second request for the body fails the upload as Transient (its
+    caller falls back to the ordinary upload), with nothing left on the portal and the new session
+    working."""
+    await in_thread(expire_sessions, portal)
+    with pytest.raises(Transient, match="session expired"):
+        await alice.upload_streamed(("My Files", "late.bin"), CountingSource(2 * MIB, seed=4)(), new=True)
+    assert alice.statistics().relogins == 1
+    await in_thread(wait_for_no_tmp_files, portal)
+    assert (await alice.list_page(("My Files",), 0, 100)).entries == []
+    source = CountingSource(MIB, seed=5)
+    await alice.upload_streamed(("My Files", "next.bin"), source(), new=True)
+    assert await in_thread(download, portal, "My Files/next.bin") == source.expected()
 
 
 async def test_a_portal_without_put_is_unsupported_and_not_asked_again(portal: PortalProcess) -> None:
