@@ -289,7 +289,8 @@ async def upload(store: Store, namespace: Namespace, request: Request, cloud_fol
         declared = form.declared_size()
         if declared is not None and declared != staged.size:
             raise _UploadRefused(f"File size mismatch: declared {declared}, received {staged.size}")
-        folder, name = target[0].item, target[1]
+        parent, name = target
+        folder = parent.item
         assert folder is not None
         await staged.commit(lambda blob: store.put_file(folder, name, blob, staged.size))
         return upload_reply(0, "OK")

@@ -6,7 +6,8 @@ transaction reference it.  So:
 
 * a crash while receiving leaves only a ``tmp/`` file, removed at the next start;
 * a crash between the rename and the commit leaves an unreferenced blob, also
-  removed at the next start (:meth:`BlobStore.recover`);
+  removed at the next start (:meth:`BlobStore.recover`); a commit that is
+  refused instead (a condition that no longer holds) removes it at once;
 * a blob, once referenced, is never modified, so versions, copies and snapshots
   can share it and readers never need a lock.
 
@@ -17,6 +18,7 @@ in memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -55,11 +57,13 @@ class StagedBlob:
     async def commit(self, reference: Callable[[str], T]) -> T:
         """Make the blob durable and permanent, then ``reference(name)`` and return what it returns.
 
-        ``reference`` is the database change that uses the blob.  It runs right
-        after the blob is in place, with no ``await`` in between, so checks it
-        makes still hold when it writes.  Should it raise (a condition that no
-        longer holds, a name taken meanwhile, the quota), nothing refers to
-        the blob and it is removed at once, not left for the next start's
+        ``reference`` is the database change that uses the blob, run as soon as
+        the blob is in place.  Other tasks run while the blob is made durable,
+        so that is where ``reference`` checks what they may have changed; being
+        synchronous, nothing runs between its checks and its writes.  Should it
+        raise (a condition that no longer holds, a name taken meanwhile, the
+        quota), its transaction was rolled back, nothing refers to the blob, and
+        the blob is removed at once rather than left for the next start's
         :meth:`BlobStore.recover`.
         """
         await self._flush_pending()
@@ -80,8 +84,9 @@ class StagedBlob:
         await trio.to_thread.run_sync(finish)
         try:
             return reference(self.name)
-        except BaseException:
-            final.unlink(missing_ok=True)
+        except Exception:  # not BaseException: an interrupt may come after the commit, and an orphan is harmless
+            with contextlib.suppress(OSError):  # the refusal is the answer, not a failed unlink
+                final.unlink()
             raise
 
     def abort(self) -> None:

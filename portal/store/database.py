@@ -208,14 +208,16 @@ def _create_schema(db: sqlite3.Connection) -> None:
 
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception; nests as a no-op."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception, a failed ``COMMIT``'s
+    included (SQLite may leave the transaction open then); nests as a no-op."""
     if db.in_transaction:
         yield db
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")

@@ -130,6 +130,8 @@ def _after_fsync(portal: PortalProcess, view: PortalView, mount: MountProcess) -
 
 
 BIG = 64 << 20
+#: what the proxy of the kill-mid-upload case lets through; the portal then holds a part of
+#: at least HELD - 1 MiB (TLS and the request's head count too, and it writes in 1 MiB pieces)
 HELD = 8 << 20
 
 
@@ -175,7 +177,7 @@ class KillPoint:
     #: killed while this file was being sent: the portal must still have only its first version
     mid_upload: str | None = None
     #: the mount reaches the portal through a proxy that forwards this many bytes a connection, no more
-    held_after: int | None = None
+    hold_after: int | None = None
 
 
 KILL_POINTS = {
@@ -183,7 +185,7 @@ KILL_POINTS = {
     "after_rename": KillPoint(_after_rename, on_the_portal={"report.txt": b"the portal's first version"}),
     "after_fsync": KillPoint(_after_fsync),
     "during_big_upload": KillPoint(_during_big_upload, ("upload_delay=0", "early_upload=0"),
-                                   {"big.bin": content(8, 1 << 20)}, mid_upload="big.bin", held_after=HELD),
+                                   {"big.bin": content(8, 1 << 20)}, mid_upload="big.bin", hold_after=HELD),
     "during_early_upload": KillPoint(_during_early_upload, (HOLD_BACK,), {"big.bin": content(8, 1 << 20)},
                                      mid_upload="big.bin"),
     "just_after_close": KillPoint(_just_after_close, ("upload_delay=0",)),
@@ -201,8 +203,8 @@ def test_kill_9_loses_nothing_acknowledged(point: str, portal: PortalProcess, tm
         identities = {name: view.file_id(name) for name in kill_point.on_the_portal}
         with ExitStack() as stack:
             target = portal
-            if kill_point.held_after is not None:
-                proxy = stack.enter_context(tcp_proxy(portal.port, hold_after=kill_point.held_after))
+            if kill_point.hold_after is not None:
+                proxy = stack.enter_context(tcp_proxy(portal.port, hold_after=kill_point.hold_after))
                 target = proxy.in_front_of(portal)
             mount = stack.enter_context(mounted(target, mountpoint, options=kill_point.options, cache_dir=cache))
             expected = kill_point.act(target, view, mount)

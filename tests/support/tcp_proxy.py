@@ -4,25 +4,32 @@ It forwards raw bytes (TLS passes through untouched, so the portal's
 certificate still matches ``127.0.0.1``) and can
 
 * stall every connection: nothing moves either way, as with a portal that hangs;
-* hold back the rest of a request once one connection has carried ``hold_after``
-  bytes towards the portal: the portal then has a known, unfinished part of an
-  upload for as long as the test needs, whatever the machine's load.  Polling
-  a portal that receives at full speed cannot promise that (a 64 MiB upload
-  once ended between a test's check and its kill, in CI).
+* hold back the rest of a connection once it has carried ``hold_after`` bytes
+  towards the portal (TLS records, the handshake and earlier requests
+  included): a large upload then leaves the portal with a known, unfinished
+  part of it for as long as the test needs, whatever the machine's load.
+  Polling a portal that receives at full speed cannot promise that (a
+  64 MiB upload once ended between a test's check and its kill, in CI).
+
+Sockets stay blocking, so a slow reader slows the proxy down rather than
+making it drop bytes; each pump waits for input with ``select`` so that it
+notices a stall or ``close()`` within :data:`POLL` seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from tests.support.portal_process import PortalProcess
 
 PIECE = 65536
+POLL = 0.2
 
 
 class TcpProxy:
@@ -32,10 +39,10 @@ class TcpProxy:
         self.target_port = target_port
         self.hold_after = hold_after
         self.stalled = threading.Event()  # set: nothing is forwarded
-        self.holding = threading.Event()  # set once a connection has carried ``hold_after`` bytes to the portal
         self.closing = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()  # the accept thread adds to these while close() may read them
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
         self._accept = threading.Thread(target=self._accept_loop, daemon=True)
@@ -46,56 +53,68 @@ class TcpProxy:
         return dataclasses.replace(portal, url=f"https://127.0.0.1:{self.port}")
 
     def _accept_loop(self) -> None:
-        self.listener.settimeout(0.2)
         while not self.closing.is_set():
+            if not select.select([self.listener], [], [], POLL)[0]:
+                continue
             try:
                 client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self._sockets += [client, upstream]
-            for source, sink, limit in ((client, upstream, self.hold_after), (upstream, client, None)):
-                thread = threading.Thread(target=self._pump, args=(source, sink, limit), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:  # the portal is away: the client sees its connection closed
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self.closing.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+                for source, sink, limit in ((client, upstream, self.hold_after), (upstream, client, None)):
+                    thread = threading.Thread(target=self._pump, args=(source, sink, limit), daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
 
     def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
-        source.settimeout(0.2)
         forwarded = 0
-        while not self.closing.is_set():
-            if self.stalled.is_set():
-                time.sleep(0.05)
-                continue
-            wanted = PIECE if limit is None else min(PIECE, limit - forwarded)
-            if wanted == 0:  # this connection has carried its share: hold the rest until closed
-                self.holding.set()
-                self.closing.wait()
-                return
-            try:
+        try:
+            while not self.closing.is_set():
+                if self.stalled.is_set():
+                    time.sleep(POLL / 4)
+                    continue
+                wanted = PIECE if limit is None else min(PIECE, limit - forwarded)
+                if wanted == 0:  # this connection has carried its share: hold the rest until closed
+                    self.closing.wait()
+                    return
+                if not select.select([source], [], [], POLL)[0]:
+                    continue
                 data = source.recv(wanted)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            try:
+                if not data:
+                    return
                 sink.sendall(data)
-            except OSError:
-                return
-            forwarded += len(data)
+                forwarded += len(data)
+        except OSError:
+            return
+        finally:  # one side went (or the proxy closes): the other side learns of it
+            with suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         """Stop forwarding and close every connection: each side sees the other go."""
         self.closing.set()
+        self._accept.join(timeout=2)
         self.listener.close()
-        for sock in self._sockets:
-            sock.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked in sendall
         for thread in self._threads:
             thread.join(timeout=2)
-        self._accept.join(timeout=2)
+        for sock in sockets:
+            sock.close()
 
 
 @contextmanager

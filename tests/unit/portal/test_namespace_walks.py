@@ -50,7 +50,7 @@ def test_the_files_of_one_folder_walk_to_it_once(store: Store, people: People,
     assert found == alone  # the same nodes as each path walked on its own
 
 
-def test_a_path_elsewhere_walks_only_what_is_new(store: Store, people: People,
+def test_a_folder_not_walked_yet_is_walked_from_the_root(store: Store, people: People,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     docs = store.make_folder(people.root("alice"), "Docs")
     put(store, store.make_folder(docs, "A"), "a.txt", b"a")
@@ -69,11 +69,29 @@ def test_a_path_elsewhere_walks_only_what_is_new(store: Store, people: People,
     assert looked == ["B"]  # its parent was walked
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "nul\0", "missing.txt"])
-def test_a_walked_folder_still_checks_the_last_name(store: Store, people: People, name: str) -> None:
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "nul\0"])
+def test_a_walked_folder_still_refuses_a_bad_last_name(store: Store, people: People, name: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     put(store, store.make_folder(people.root("alice"), "Docs"), "real.txt", b"r")
     namespace = alices_view(store)
     walked: dict[tuple[str, ...], Node] = {}
     namespace.resolve(["My Files", "Docs", "real.txt"], walked=walked)
-    with pytest.raises(NotFound):
+    looked = counting_lookups(namespace, monkeypatch)
+    with pytest.raises(NotFound, match="path component"):
         namespace.resolve(["My Files", "Docs", name], walked=walked)
+    assert looked == []  # refused before any lookup
+
+
+def test_a_walked_folder_still_looks_the_last_name_up(store: Store, people: People,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = store.make_folder(people.root("alice"), "Docs")
+    put(store, docs, "real.txt", b"r")
+    namespace = alices_view(store)
+    walked: dict[tuple[str, ...], Node] = {}
+    namespace.resolve(["My Files", "Docs", "real.txt"], walked=walked)
+    looked = counting_lookups(namespace, monkeypatch)
+    with pytest.raises(NotFound):
+        namespace.resolve(["My Files", "Docs", "missing.txt"], walked=walked)
+    put(store, docs, "later.txt", b"l")  # added after the walk: found, not a stale answer
+    assert namespace.resolve(["My Files", "Docs", "later.txt"], walked=walked).path == ("My Files", "Docs", "later.txt")
+    assert looked == ["missing.txt", "later.txt"]
