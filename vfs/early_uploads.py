@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import trio
 
@@ -171,7 +172,10 @@ class EarlyUploads:
     def __init__(self, backend: object, store: StagingStore, *, fetch_base: Callable[[StagedFile], BaseFetch],
                  local_only: Callable[[StagedFile], bool], minimum: int = EARLY_MIN) -> None:
         #: None: no early uploads (the backend has none, the portal refused them, or ``minimum`` is 0)
-        self._backend = backend if isinstance(backend, StreamingUploads) and minimum > 0 else None
+        # Asked of the method, not with isinstance: a runtime protocol check ignores methods a wrapper
+        # forwards through __getattr__ (Python 3.12+), and a wrapped backend would lose its streaming.
+        streams = callable(getattr(backend, "upload_streamed", None))
+        self._backend = cast(StreamingUploads, backend) if streams and minimum > 0 else None
         self._store = store
         self._fetch_base = fetch_base
         self._local_only = local_only

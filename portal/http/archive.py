@@ -8,7 +8,7 @@ The archive is produced while it is sent: entries are stored (no compression,
 which costs CPU and rarely helps with office files and media), a large
 file's content is read off the event loop a megabyte at a time and followed
 by a ZIP64 data descriptor, so a ZIP of gigabytes needs no temporary file and no
-memory beyond one chunk.
+memory beyond one chunk, or one run of small files (at most 128 of 64 KiB: 8 MiB).
 
 Archives of many small files are what clients ask for to save a request per
 file, so their cost per file matters: files of at most ``SMALL_FILE`` bytes

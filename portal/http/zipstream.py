@@ -17,8 +17,8 @@ offset outgrows the classic fields.  Readers that look at the central
 directory (Python's ``zipfile``, ``unzip``, libarchive) read both kinds;
 one that only streams the local headers (Java's ``ZipInputStream``)
 refuses a stored entry with a data descriptor, as it refused the
-``zipfile`` archives before; the portal streams only files too large to
-hold whole (portal/http/archive.py).
+``zipfile`` archives before; the portal streams only files over 64 KiB
+(``SMALL_FILE`` in portal/http/archive.py).
 
 Each method returns the bytes to send next; nothing is buffered here except
 the central directory, which :meth:`ZipStream.finish` returns.

@@ -64,7 +64,8 @@ class StagedBlob:
         raise (a condition that no longer holds, a name taken meanwhile, the
         quota), its transaction was rolled back, nothing refers to the blob, and
         the blob is removed at once rather than left for the next start's
-        :meth:`BlobStore.recover`.
+        :meth:`BlobStore.recover`.  So ``reference`` must not raise once its
+        write has committed.
         """
         await self._flush_pending()
         file, self._file = self._file, None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support import portal_http as ph
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, blob_names, running_portal
 from wire import ctera_xml
 
 CHUNK = 1 << 20
@@ -32,10 +32,6 @@ def _file_id(http: httpx.Client, path: str) -> str | None:
 
 def _staged(data_dir: Path) -> list[Path]:
     return [p for p in (data_dir / "tmp").iterdir() if p.stat().st_size > 0]
-
-
-def _blob_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / "blobs").glob("*/*") if p.is_file()]
 
 
 def _killing_body(portal: PortalProcess, total: int) -> Iterator[bytes]:
@@ -86,7 +82,7 @@ def test_kill_during_upload_keeps_the_previous_state(tmp_path: Path, existing: b
         else:
             assert reply.status_code == 404
         assert http.get(ph.webdav_url("My Files/Docs/other.txt")).content == b"unrelated"
-        assert len(_blob_files(data_dir)) == (2 if existing else 1), "no unreferenced blobs after recovery"
+        assert len(blob_names(data_dir)) == (2 if existing else 1), "no unreferenced blobs after recovery"
         # The portal works normally afterwards, and the upload can simply be retried.
         new = random.Random(2).randbytes(5 * CHUNK)
         ph.put(http, portal, path, new)

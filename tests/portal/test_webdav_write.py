@@ -23,7 +23,8 @@ import pytest
 from tests.portal.test_webdav import DAV, ROOT, dav_client, found, parse_multistatus, prop_request, propfind, url
 from tests.support import portal_http as ph
 from tests.support import raw_http
-from tests.support.portal_process import PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, blob_names, running_portal, tmp_files
+from tests.support.waiting import wait_for
 from wire import ctera_xml
 from wire.ctera_xml import obj
 
@@ -174,13 +175,12 @@ def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: 
                                                        portal: PortalProcess) -> None:
     """A long body that began while the name was free does not replace a file created meanwhile,
     and what it had stored goes with the refusal."""
-    def blobs() -> set[str]:
-        return {path.name for path in (portal.data_dir / "blobs").glob("*/*")}
-
-    before = blobs()
+    before = blob_names(portal.data_dir)
 
     def body() -> Iterator[bytes]:
         yield b"slow " * 1000
+        # The portal stages a body only once the conditions held at its start: the race is now real.
+        wait_for(lambda: tmp_files(portal), 10, "the PUT's body to be staged")
         api_put = api.put(url("My Files/raced.txt"), content=b"the other writer")  # another client, meanwhile
         assert api_put.status_code == 201, api_put.text
         yield b"slow " * 1000
@@ -188,7 +188,7 @@ def test_put_conditions_hold_until_the_body_has_arrived(dav: httpx.Client, api: 
     reply = dav.put(url("My Files/raced.txt"), content=body(), headers={"if-none-match": "*"})
     assert reply.status_code == 412, reply.text
     assert dav.get(url("My Files/raced.txt")).content == b"the other writer"
-    assert len(blobs() - before) == 1, "the refused body's blob was left behind"  # only the other writer's
+    assert len(blob_names(portal.data_dir) - before) == 1, "the refused body's blob was left behind"  # only the other writer's
 
 
 def test_quota_is_reported_and_enforced(tmp_path: Path) -> None:

@@ -107,6 +107,11 @@ def tmp_files(portal: PortalProcess) -> list[str]:
     return sorted(p.name for p in (portal.data_dir / "tmp").iterdir())
 
 
+def blob_names(data_dir: Path) -> set[str]:
+    """The content files (blobs) in a portal's store, referenced or not."""
+    return {path.name for path in (data_dir / "blobs").glob("*/*") if path.is_file()}
+
+
 def wait_for_no_tmp_files(portal: PortalProcess, timeout: float = 10.0) -> None:
     """Until the portal has committed or thrown away every upload it was receiving."""
     deadline = time.monotonic() + timeout

@@ -47,10 +47,6 @@ def streamed(drive: Mounted) -> int:
     return int(early[0]["sent"]) if early else 0
 
 
-def requests(drive: Mounted, kind: str) -> int:
-    return drive.backend.statistics().requests.get(kind, 0)
-
-
 async def write_streaming(drive: Mounted, path: str, data: bytes, *, flags: int = CREATE) -> int:
     """Open ``path``, write ``data`` from its start and wait until more than half of it was
     streamed to the portal, the file still open; its handle."""
@@ -74,7 +70,7 @@ async def test_a_large_file_goes_up_while_it_is_written(drive: Mounted, view: Po
     await drive.close(handle)
     await drive.settled()
     await portal_holds(view, "big.bin", data)
-    assert (requests(drive, "put"), requests(drive, "upload")) == (1, 0)
+    assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 0)
     assert await in_thread(view.uploads_of, "big.bin") == 1
 
 
@@ -91,7 +87,7 @@ async def test_a_file_rewritten_below_what_was_sent_goes_up_the_ordinary_way(dri
     await drive.close(handle)
     await drive.settled()
     await portal_holds(view, "edited.bin", bytes(data))
-    assert (requests(drive, "put"), requests(drive, "upload")) == (1, 1)
+    assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 1)
     assert await in_thread(view.uploads_of, "edited.bin") == 1  # the cut-off stream left no version
     assert not drive.uploads.early._given_up  # forgotten once the file went up
 
@@ -160,7 +156,7 @@ async def test_a_portal_without_put_is_asked_once(portal: PortalProcess, tmp_pat
         await portal_holds(view, "one.bin", first)
         await portal_holds(view, "two.bin", second)
         assert drive.wrapped(NoPut).refused == 1
-        assert requests(drive, "upload") == 2
+        assert drive.backend.statistics().count("upload") == 2
 
 
 async def test_a_closed_file_waits_for_its_quiet_period_without_an_idle_limit(
@@ -174,4 +170,4 @@ async def test_a_closed_file_waits_for_its_quiet_period_without_an_idle_limit(
         assert drive.uploads.early.streaming() == 1
         await drive.settled()
         await portal_holds(view, "waits.bin", data)
-        assert (requests(drive, "put"), requests(drive, "upload")) == (1, 0)
+        assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 0)

@@ -296,19 +296,23 @@ class Session:
     async def read_body(self, response: AnyResponse, *, what: str, limit: int, truncate: bool = False) -> bytes:
         """The whole body of a streamed response; more than ``limit`` bytes is a
         ProtocolError, or with ``truncate`` just the first ``limit`` bytes."""
+        too_large = f"{what}: the reply is larger than {limit} bytes"
+        if isinstance(response, BulkResponse):  # one piece, returned as it is (a ZIP is not copied again)
+            data = await response.read_some(limit + 1)
+            self.counters.bytes_received += len(data)
+            if len(data) > limit and not truncate:
+                raise ProtocolError(too_large)
+            return data if len(data) <= limit else data[:limit]
         body = bytearray()
 
         def take(chunk: bytes) -> bool:
             self.counters.bytes_received += len(chunk)
             body.extend(chunk)
             if len(body) > limit and not truncate:
-                raise ProtocolError(f"{what}: the reply is larger than {limit} bytes")
+                raise ProtocolError(too_large)
             return len(body) <= limit
 
-        if isinstance(response, BulkResponse):
-            take(await response.read_some(limit + 1))
-        else:
-            await receive(response, take, what=what, url=self.url)
+        await receive(response, take, what=what, url=self.url)
         return bytes(body) if len(body) <= limit else bytes(body[:limit])
 
     async def error_of(self, response: AnyResponse, *, what: str) -> BackendError:

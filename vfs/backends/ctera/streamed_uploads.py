@@ -30,7 +30,7 @@ caller falls back to the ordinary upload on any failure.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import trio
 
@@ -38,14 +38,12 @@ from vfs.backends.base import IsADirectory, Path, RemoteEntry, Transient, Unsupp
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.paths import check_new_name, href_of
 from vfs.backends.ctera.session import Session
+from vfs.backends.ctera.uploads import Stat
 
 #: The largest reply read (a PUT answers with an empty body or a short error).
 MAX_PUT_REPLY = 64 << 10
 #: Statuses that say the portal does not take a ``PUT`` at all.
 NOT_OFFERED = frozenset({405, 501})
-
-Stat = Callable[[Path], Awaitable[RemoteEntry]]
-
 
 class _Body:
     """The content as the request body: counted, handed out once only, and closed after."""
