@@ -135,10 +135,9 @@ class _Archiver:
     async def _add_small(self, run: list[tuple[Node, int]]) -> AsyncIterator[bytes]:
         if not run:
             return
-        paths = []
-        for node, _ in run:
-            assert node.item is not None  # add() queues files only
-            paths.append(self.store.content_path(node.item))
+        items = [node.item for node, _ in run if node.item is not None]
+        assert len(items) == len(run)  # add() queues files only
+        paths = self.store.content_paths(items)
         contents = await trio.to_thread.run_sync(_read_small_files, paths)
         for (node, top), data in zip(run, contents, strict=True):
             self.pending += self.archive.file(_arcname(node, top), _mtime(node), data)

@@ -39,6 +39,8 @@ from portal.store.records import Item, Version
 
 #: Listing positions and page sizes are clamped to this (no folder holds more).
 _MAX_POSITION = 1 << 62
+#: Bound parameters per ``IN (…)`` query, well under SQLite's limit (999 before 3.32).
+_IDS_PER_QUERY = 500
 
 ITEM_COLUMNS = "id, parent_id, cloud_folder_id, name, is_folder, size, mtime, version_id, deleted_at"
 
@@ -165,6 +167,25 @@ class Tree(Accounts):
         if item.is_folder or item.version_id is None:
             raise IsAFolder(f"{item.name!r} is a folder")
         return self.blobs.path(self.version(item.version_id).blob)
+
+    def content_paths(self, items: Sequence[Item]) -> list[Path]:
+        """The blob files of these files, in order: one query for a ZIP's run of small files,
+        where a query per file cost the portal a tenth of its work."""
+        version_ids = []
+        for item in items:
+            if item.is_folder or item.version_id is None:
+                raise IsAFolder(f"{item.name!r} is a folder")
+            version_ids.append(item.version_id)
+        blobs: dict[int, str] = {}
+        for first in range(0, len(version_ids), _IDS_PER_QUERY):
+            chunk = version_ids[first:first + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id, blob FROM versions WHERE id IN ({marks})", chunk)
+            blobs.update((row[0], row[1]) for row in rows)
+        try:
+            return [self.blobs.path(blobs[version_id]) for version_id in version_ids]
+        except KeyError as missing:
+            raise NotFound(f"no version {missing.args[0]}") from None
 
     def path_of(self, item: Item) -> list[str]:
         """Names from the cloud folder root (included) down to ``item``."""

@@ -166,3 +166,17 @@ def test_cloud_folders_and_missing_parents(store: Store, people: People) -> None
         store.move(store.item(file.id), root, "g.txt")
     with pytest.raises(NotFound):
         store.copy(store.item(file.id), root, "g.txt")
+
+
+def test_content_paths_answer_many_files_in_one_go_in_their_order(store: Store, people: People) -> None:
+    """A ZIP's run of small files asks for its blobs together; the answer must keep the run's order,
+    repeat a file asked twice, and span more files than one query takes."""
+    root = people.root("alice")
+    files = [put(store, root, f"f{index:04d}.txt", f"content {index}".encode()) for index in range(1003)]
+    asked = [*reversed(files), files[7]]
+    paths = store.content_paths(asked)
+    assert paths == [store.content_path(item) for item in asked]
+    assert [path.read_bytes() for path in paths[-3:]] == [b"content 1", b"content 0", b"content 7"]
+    assert store.content_paths([]) == []
+    with pytest.raises(IsAFolder):
+        store.content_paths([files[0], store.make_folder(root, "folder")])
