@@ -29,7 +29,7 @@ from tests.unit.backends.conftest import (
     one_shot_server,
 )
 from tests.unit.backends.conftest import fresh_alice as alice  # noqa: F401 - on the test's own portal
-from vfs.backends.base import StaleVersion, Transient, Unsupported
+from vfs.backends.base import IsADirectory, StaleVersion, Transient, Unsupported
 from vfs.backends.ctera import CteraBackend
 
 MIB = 1 << 20
@@ -112,6 +112,21 @@ async def test_a_portal_without_put_is_unsupported_and_not_asked_again(portal: P
             with pytest.raises(Unsupported), trio.fail_after(5):  # not sent: the peer would not answer
                 await backend.upload_streamed(("My Files", "b.bin"), CountingSource(2 * MIB)(), new=True)
         assert len(requests) == 1 and requests[0].startswith(b"PUT /ServicesPortal/webdav/My%20Files/a.bin ")
+
+
+async def test_a_folder_in_the_way_fails_that_upload_only_once_a_put_was_taken(
+        portal: PortalProcess, alice: CteraBackend) -> None:
+    """The portal answers a PUT onto a folder with 405, as it would a PUT it does not take at all.
+    After a PUT it took, that answer is about the target (a folder that took a file's name
+    meanwhile): that upload fails as IsADirectory and the next ones still stream."""
+    await alice.upload_streamed(("My Files", "first.bin"), CountingSource(MIB, seed=6)(), new=True)
+    await alice.make_folder(("My Files", "folder"))
+    with pytest.raises(IsADirectory):
+        await alice.upload_streamed(("My Files", "folder"), CountingSource(2 * MIB, seed=7)(), new=False)
+    source = CountingSource(MIB, seed=8)
+    await alice.upload_streamed(("My Files", "later.bin"), source(), new=True)
+    assert await in_thread(download, portal, "My Files/later.bin") == source.expected()
+    assert (await alice.stat(("My Files", "folder"))).is_dir
 
 
 async def test_no_streamed_upload_without_the_bulk_transport(portal: PortalProcess) -> None:

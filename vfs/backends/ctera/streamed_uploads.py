@@ -19,7 +19,10 @@ What the portal must do, and what is assumed (docs/PROTOCOL-CHOICES.md):
 
 The vendor SDK never sends a ``PUT`` (spec §7), so whether a given portal
 accepts one is not known in advance: a 405 or 501 is taken to mean it does
-not, remembered, and reported as ``Unsupported`` without asking again.
+not, remembered, and reported as ``Unsupported`` without asking again.  Once
+a ``PUT`` has been taken, though, a 405 is about its target, not the method
+(WebDAV answers a ``PUT`` onto a folder so: a folder that took the file's
+name meanwhile), and only that upload fails, as ``IsADirectory``.
 
 Only through the bulk transport: its worker thread encrypts and sends while
 the filesystem keeps producing.  One attempt, never retried, since the body
@@ -87,6 +90,8 @@ class StreamedUploader:
         self._stat = stat
         #: why the portal was found not to take a PUT (None: not found so)
         self._refused: str | None = None
+        #: a PUT has been taken: a 405 is then about one target, not the method
+        self._taken = False
 
     async def upload(self, path: Path, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
         what = f"streamed upload of /{'/'.join(path)}"
@@ -106,12 +111,16 @@ class StreamedUploader:
             async with self._session.open("PUT", target, kind=RequestKind.PUT, what=what, headers=headers,
                                           body=body, bulk=True) as response:
                 status = response.status_code
+                if status == 405 and self._taken:
+                    raise IsADirectory(f"{what}: refused (HTTP 405) though the portal takes a PUT elsewhere: "
+                                       "a folder by that name?")
                 if status in NOT_OFFERED:
                     self._refused = f"the portal does not take a WebDAV PUT (HTTP {status})"
                     raise Unsupported(f"{what}: {self._refused}")
                 if not response.is_success:
                     raise await self._session.error_of(response, what=what)
                 await self._session.read_body(response, what=what, limit=MAX_PUT_REPLY, truncate=True)
+                self._taken = True
         finally:
             await body.aclose()
         return await self._stat(path)
