@@ -159,26 +159,19 @@ def write_random_blob(store: Store, size: int) -> Path:
 # ------------------------------------------------------------------- readers
 
 
-def read_sequential(path: Path) -> tuple[int, int]:
-    moved = 0
-    buffer = bytearray(READ_BUFFER)
-    with open(path, "rb", buffering=0) as source:
-        while count := source.readinto(buffer):
-            moved += count
-    return moved, moved
-
-
-def read_paced(path: Path, seconds: float) -> None:
-    """Read ``path`` as :func:`read_sequential` does, spread evenly over ``seconds`` (untimed: a
+def read_sequential(path: Path, *, over: float = 0.0) -> tuple[int, int]:
+    """Read ``path`` front to back; with ``over``, spread evenly over that many seconds (untimed: a
     local file's pages then have the ages a mount's read that took that long leaves)."""
-    size = max(1, path.stat().st_size)
+    size = max(1, path.stat().st_size) if over else 1
     started = time.monotonic()
     moved = 0
     buffer = bytearray(READ_BUFFER)
     with open(path, "rb", buffering=0) as source:
         while count := source.readinto(buffer):
             moved += count
-            time.sleep(max(0.0, started + seconds * moved / size - time.monotonic()))
+            if over:
+                time.sleep(max(0.0, started + over * moved / size - time.monotonic()))
+    return moved, moved
 
 
 def read_random(path: Path, offsets: list[int], into: list[bytes]) -> tuple[int, int]:
@@ -304,7 +297,7 @@ class Bench(MountBench):
             # A local file with the history of portalfs-warm: a first read from disk spread over as long
             # as portalfs's cold read took, then (after the meter's wait for idle) the re-read.
             drop_caches()
-            read_paced(self.blob, self.workloads["sequential"].rows["portalfs-cold"].runs[-1].seconds)
+            read_sequential(self.blob, over=self.workloads["sequential"].rows["portalfs-cold"].runs[-1].seconds)
             self.record("warm", "local-reread", "the blob re-read after a first read from disk as long as "
                         "portalfs's cold read", expect(self.meter.run(lambda: read_sequential(self.blob)), size,
                                                         "local re-read"))

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.waiting import wait_for
+
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 ADMINS = {"root": "root-secret"}
 
@@ -114,10 +116,8 @@ def blob_names(data_dir: Path) -> set[str]:
 
 def wait_for_no_tmp_files(portal: PortalProcess, timeout: float = 10.0) -> None:
     """Until the portal has committed or thrown away every upload it was receiving."""
-    deadline = time.monotonic() + timeout
-    while tmp_files(portal):
-        assert time.monotonic() < deadline, f"leftover staged uploads: {tmp_files(portal)}"
-        time.sleep(0.05)
+    wait_for(lambda: not tmp_files(portal), timeout, "no staged uploads left on the portal",
+             detail=lambda: f"leftover: {tmp_files(portal)}")
 
 
 def _stop(process: subprocess.Popen) -> None:
