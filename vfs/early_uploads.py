@@ -60,6 +60,9 @@ MAX_STREAMS = 2
 IDLE_LIMIT = 30.0
 #: Bytes read from the staged copy per step.
 READ_CHUNK = 4 << 20
+#: Bytes a stream that has caught up waits for, while the file is written, before it reads back
+#: again: every read is a locked trip to a worker thread, and a FUSE write brings 128 KiB–1 MiB.
+SEND_BATCH = 2 << 20
 
 
 class EarlyUploadFailed(Exception):
@@ -145,7 +148,7 @@ class EarlyUpload:
             if final is not None and self._store.get(self.record_id).generation != final.generation:
                 raise ContentChanged("written since the upload was planned")
             end = final.size if final is not None else self._store.get(self.record_id).size
-            if self.sent < end:
+            if end - self.sent >= (SEND_BATCH if final is None and self.writing else 1):
                 data = await self._store.read(self.record_id, self.sent, min(READ_CHUNK, end - self.sent),
                                               self._fetch, watch=self._watch)
                 if not data or self._watch.broken:

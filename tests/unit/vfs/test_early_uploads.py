@@ -171,3 +171,34 @@ async def test_a_closed_file_waits_for_its_quiet_period_without_an_idle_limit(
         await drive.settled()
         await portal_holds(view, "waits.bin", data)
         assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 0)
+
+
+async def test_a_stream_reads_what_is_written_back_in_batches_not_per_write(
+        drive: Mounted, view: PortalView, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read of the staged copy is a locked trip to a worker thread; a stream that has caught
+    up waits for SEND_BATCH new bytes before it reads again, rather than reading back every write
+    (here 128 KiB, each given time to be read on its own), until the file is closed."""
+    store = drive.uploads.early._store
+    reads: list[int] = []
+    real_read = store.read
+
+    async def counted_read(record_id: int, offset: int, length: int, *args: object, **kwargs: object) -> bytes:
+        data = await real_read(record_id, offset, length, *args, **kwargs)  # type: ignore[arg-type]
+        reads.append(len(data))
+        return data
+
+    data = content(9, 9 * MIB + 5)
+    handle = await drive.open_file("paced.bin", CREATE)
+    for offset in range(0, len(data), CHUNK):
+        await drive.fs.write(handle, offset, data[offset:offset + CHUNK])
+        if offset == MIB:  # the stream has started: count its reads from here
+            monkeypatch.setattr(store, "read", counted_read)
+        await trio.sleep(0.005)
+    await until(lambda: streamed(drive) >= len(data) - early_uploads.SEND_BATCH)
+    while_open = list(reads)
+    await drive.close(handle)
+    await drive.settled()
+    await portal_holds(view, "paced.bin", data)
+    assert drive.backend.statistics().count("put") == 1
+    assert 2 <= len(while_open) <= len(data) // early_uploads.SEND_BATCH + 1, while_open
+    assert min(while_open) >= early_uploads.SEND_BATCH
