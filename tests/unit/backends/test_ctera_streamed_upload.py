@@ -114,19 +114,21 @@ async def test_a_portal_without_put_is_unsupported_and_not_asked_again(portal: P
         assert len(requests) == 1 and requests[0].startswith(b"PUT /ServicesPortal/webdav/My%20Files/a.bin ")
 
 
-async def test_a_folder_in_the_way_fails_that_upload_only_once_a_put_was_taken(
-        portal: PortalProcess, alice: CteraBackend) -> None:
+async def test_a_folder_in_the_way_fails_that_upload_alone(portal: PortalProcess, alice: CteraBackend) -> None:
     """The portal answers a PUT onto a folder with 405, as it would a PUT it does not take at all.
-    After a PUT it took, that answer is about the target (a folder that took a file's name
-    meanwhile): that upload fails as IsADirectory and the next ones still stream."""
-    await alice.upload_streamed(("My Files", "first.bin"), CountingSource(MIB, seed=6)(), new=True)
+    A folder at the path tells the two apart: that upload fails as IsADirectory, whether or not
+    a PUT was taken before, and the next ones still stream."""
     await alice.make_folder(("My Files", "folder"))
     with pytest.raises(IsADirectory):
-        await alice.upload_streamed(("My Files", "folder"), CountingSource(2 * MIB, seed=7)(), new=False)
-    source = CountingSource(MIB, seed=8)
-    await alice.upload_streamed(("My Files", "later.bin"), source(), new=True)
-    assert await in_thread(download, portal, "My Files/later.bin") == source.expected()
+        await alice.upload_streamed(("My Files", "folder"), CountingSource(2 * MIB, seed=6)(), new=False)
+    source = CountingSource(MIB, seed=7)
+    await alice.upload_streamed(("My Files", "first.bin"), source(), new=True)
+    with pytest.raises(IsADirectory):
+        await alice.upload_streamed(("My Files", "folder"), CountingSource(MIB, seed=8)(), new=False)
+    await alice.upload_streamed(("My Files", "later.bin"), CountingSource(MIB, seed=9)(), new=True)
+    assert await in_thread(download, portal, "My Files/first.bin") == source.expected()
     assert (await alice.stat(("My Files", "folder"))).is_dir
+    assert alice.statistics().count("put") == 4
 
 
 async def test_no_streamed_upload_without_the_bulk_transport(portal: PortalProcess) -> None:

@@ -19,10 +19,10 @@ What the portal must do, and what is assumed (docs/PROTOCOL-CHOICES.md):
 
 The vendor SDK never sends a ``PUT`` (spec §7), so whether a given portal
 accepts one is not known in advance: a 405 or 501 is taken to mean it does
-not, remembered, and reported as ``Unsupported`` without asking again.  Once
-a ``PUT`` has been taken, though, a 405 is about its target, not the method
-(WebDAV answers a ``PUT`` onto a folder so: a folder that took the file's
-name meanwhile), and only that upload fails, as ``IsADirectory``.
+not, remembered, and reported as ``Unsupported`` without asking again.  But
+WebDAV answers a ``PUT`` onto a folder with 405 too (a folder took the file's
+name before the ``PUT`` arrived), so a 405 is followed by a look at the path:
+a folder there fails that upload alone, as ``IsADirectory``.
 
 Only through the bulk transport: its worker thread encrypts and sends while
 the filesystem keeps producing.  One attempt, never retried, since the body
@@ -37,7 +37,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import trio
 
-from vfs.backends.base import IsADirectory, Path, RemoteEntry, Transient, Unsupported
+from vfs.backends.base import BackendError, IsADirectory, Path, RemoteEntry, Transient, Unsupported
 from vfs.backends.ctera.counters import Counters, RequestKind
 from vfs.backends.ctera.paths import check_new_name, href_of
 from vfs.backends.ctera.session import Session
@@ -90,8 +90,6 @@ class StreamedUploader:
         self._stat = stat
         #: why the portal was found not to take a PUT (None: not found so)
         self._refused: str | None = None
-        #: a PUT has been taken: a 405 is then about one target, not the method
-        self._taken = False
 
     async def upload(self, path: Path, content: AsyncIterator[bytes], *, new: bool) -> RemoteEntry:
         what = f"streamed upload of /{'/'.join(path)}"
@@ -107,21 +105,30 @@ class StreamedUploader:
         if new:
             headers["if-none-match"] = "*"
         body = _Body(content, self._counters, what)
+        refused_with: int | None = None
         try:
             async with self._session.open("PUT", target, kind=RequestKind.PUT, what=what, headers=headers,
                                           body=body, bulk=True) as response:
-                status = response.status_code
-                if status == 405 and self._taken:
-                    raise IsADirectory(f"{what}: refused (HTTP 405) though the portal takes a PUT elsewhere: "
-                                       "a folder by that name?")
-                if status in NOT_OFFERED:
-                    self._refused = f"the portal does not take a WebDAV PUT (HTTP {status})"
-                    raise Unsupported(f"{what}: {self._refused}")
-                if not response.is_success:
+                if response.status_code in NOT_OFFERED:
+                    refused_with = response.status_code
+                elif not response.is_success:
                     raise await self._session.error_of(response, what=what)
-                await self._session.read_body(response, what=what, limit=MAX_PUT_REPLY, truncate=True)
-                self._taken = True
+                else:
+                    await self._session.read_body(response, what=what, limit=MAX_PUT_REPLY, truncate=True)
         finally:
             await body.aclose()
+        if refused_with is not None:
+            if refused_with == 405 and await self._is_folder(path):
+                raise IsADirectory(f"{what}: a folder has that name (HTTP 405)")
+            self._refused = f"the portal does not take a WebDAV PUT (HTTP {refused_with})"
+            raise Unsupported(f"{what}: {self._refused}")
         return await self._stat(path)
+
+    async def _is_folder(self, path: Path) -> bool:
+        """Is there a folder at ``path``?  (False when that cannot be told: streaming is then
+        switched off, the safe side.)"""
+        try:
+            return (await self._stat(path)).is_dir
+        except BackendError:
+            return False
 
