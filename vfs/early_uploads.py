@@ -11,8 +11,9 @@ written, and the upload ends shortly after the file is closed.
 
 The rule that keeps every promise of the queue: **an early upload is only
 ever a head start, never a decision.**  It sends the staged bytes as they
-arrive but holds back the end of the body, without which the portal keeps
-nothing.  Only when the queue itself uploads the file, after the same quiet
+arrive (gathered into :data:`SEND_BATCH` while the file is written, none
+held longer than :data:`BATCH_WAIT`) but holds back the end of the body,
+without which the portal keeps nothing.  Only when the queue itself uploads the file, after the same quiet
 period, the same identity and conflict checks, and with the file still at the
 path and in the content the stream sent, does it let the stream finish
 (:meth:`EarlyUpload.finish`).  In every other case the stream is cut off and
@@ -63,6 +64,9 @@ READ_CHUNK = 4 << 20
 #: Bytes a stream that has caught up waits for, while the file is written, before it reads back
 #: again: every read is a locked trip to a worker thread, and a FUSE write brings 128 KiB–1 MiB.
 SEND_BATCH = 2 << 20
+#: Seconds written bytes wait for the rest of a batch at most: a slow writer's body still moves
+#: (a proxy in front of a portal may cut off a request body that stays silent).
+BATCH_WAIT = 1.0
 
 
 class EarlyUploadFailed(Exception):
@@ -97,7 +101,8 @@ class EarlyUpload:
         self._more.set()
 
     def closed(self) -> None:
-        """The last writer closed the file: the stream waits for the queue, without a limit."""
+        """The last writer closed the file: the stream sends what it held back for a batch, then
+        waits for the queue, without a limit."""
         self.writing = False
         self._more.set()  # to wait again, that way
 
@@ -142,19 +147,24 @@ class EarlyUpload:
         self._scope.cancel()
 
     async def _content(self) -> AsyncIterator[bytes]:
-        """The staged bytes as they are written; ends at the finishing snapshot's size."""
+        """The staged bytes as they are written, in batches while the file is open; ends at the
+        finishing snapshot's size."""
+        last_sent = trio.current_time()
         while True:
             final = self._final
             if final is not None and self._store.get(self.record_id).generation != final.generation:
                 raise ContentChanged("written since the upload was planned")
             end = final.size if final is not None else self._store.get(self.record_id).size
-            if end - self.sent >= (SEND_BATCH if final is None and self.writing else 1):
-                data = await self._store.read(self.record_id, self.sent, min(READ_CHUNK, end - self.sent),
+            unsent = end - self.sent
+            batching = final is None and self.writing and trio.current_time() - last_sent < BATCH_WAIT
+            if unsent >= (SEND_BATCH if batching else 1):
+                data = await self._store.read(self.record_id, self.sent, min(READ_CHUNK, unsent),
                                               self._fetch, watch=self._watch)
                 if not data or self._watch.broken:
                     raise EarlyUploadFailed("rewritten below what was already sent")
                 self.sent += len(data)
                 yield data
+                last_sent = trio.current_time()
                 continue
             if self._watch.broken:
                 raise EarlyUploadFailed("rewritten below what was already sent")
@@ -163,9 +173,12 @@ class EarlyUpload:
                     raise EarlyUploadFailed(f"{self.sent} bytes sent of a file of {final.size}")
                 return
             self._more = trio.Event()
-            with trio.move_on_after(IDLE_LIMIT if self.writing else math.inf) as idle:
+            wait = IDLE_LIMIT if self.writing else math.inf
+            if unsent > 0:  # a part of a batch: sent once BATCH_WAIT has passed, if no more comes
+                wait = min(wait, max(0.0, last_sent + BATCH_WAIT - trio.current_time()))
+            with trio.move_on_after(wait) as idle:
                 await self._more.wait()
-            if idle.cancelled_caught:
+            if idle.cancelled_caught and unsent <= 0:
                 raise EarlyUploadFailed(f"nothing new for {IDLE_LIMIT:.0f} s")
 
 
