@@ -29,6 +29,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
+from typing import cast
 
 import trio
 
@@ -37,7 +38,7 @@ from portal.http.browse import list_page
 from portal.http.execute import path_of_href
 from portal.http.namespace import Namespace, Node
 from portal.http.zipstream import ZipStream
-from portal.store import NotFound, Store
+from portal.store import Item, NotFound, Store
 from wire import ctera_xml
 
 READ_CHUNK = 1 << 20
@@ -135,9 +136,9 @@ class _Archiver:
     async def _add_small(self, run: list[tuple[Node, int]]) -> AsyncIterator[bytes]:
         if not run:
             return
-        items = [node.item for node, _ in run if node.item is not None]
-        assert len(items) == len(run)  # add() queues files only
-        paths = self.store.content_paths(items)
+        items = [node.item for node, _ in run]
+        assert all(item is not None for item in items)  # add() queues files only
+        paths = self.store.content_paths(cast(list[Item], items))
         contents = await trio.to_thread.run_sync(_read_small_files, paths)
         for (node, top), data in zip(run, contents, strict=True):
             self.pending += self.archive.file(_arcname(node, top), _mtime(node), data)
