@@ -33,7 +33,7 @@ fills what the new tables need); a newer one is refused.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -221,3 +221,14 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+#: Bound parameters per ``IN (…)`` list, well under SQLite's limit (999 before 3.32).
+IDS_PER_QUERY = 500
+
+
+def in_lists(ids: Sequence[int]) -> Iterator[tuple[str, Sequence[int]]]:
+    """``ids`` in pieces small enough for one ``IN (…)`` each: the placeholders and the piece."""
+    for first in range(0, len(ids), IDS_PER_QUERY):
+        piece = ids[first:first + IDS_PER_QUERY]
+        yield ",".join("?" * len(piece)), piece

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from portal.store.database import transaction
+from portal.store.database import in_lists, transaction
 from portal.store.errors import (
     Exists,
     NotFound,
@@ -35,9 +35,7 @@ class RecycleBin(Tree):
     def _delete(self, item: Item, now: float) -> None:
         op = self.db.execute("SELECT COALESCE(MAX(delete_op), 0) + 1 AS op FROM items").fetchone()["op"]
         ids = self._subtree_ids(item.id)
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(ids):
             self.db.execute(f"UPDATE items SET deleted_at=?, delete_op=? WHERE id IN ({marks})", (now, op, *chunk))
         self._touch(item.parent_id, now)
         self._changed(item.cloud_folder_id)

@@ -25,7 +25,7 @@ from portal.store import changes as _changes
 from portal.store import snapshots as _snapshots
 from portal.store.accounts import Accounts
 from portal.store.blobs import BlobStore, StagedBlob
-from portal.store.database import transaction
+from portal.store.database import in_lists, transaction
 from portal.store.errors import (
     Exists,
     IsAFolder,
@@ -39,8 +39,6 @@ from portal.store.records import Item, Version
 
 #: Listing positions and page sizes are clamped to this (no folder holds more).
 _MAX_POSITION = 1 << 62
-#: Bound parameters per ``IN (…)`` query, well under SQLite's limit (999 before 3.32).
-_IDS_PER_QUERY = 500
 
 ITEM_COLUMNS = "id, parent_id, cloud_folder_id, name, is_folder, size, mtime, version_id, deleted_at"
 
@@ -164,23 +162,19 @@ class Tree(Accounts):
 
     def content_path(self, item: Item) -> Path:
         """The blob file holding ``item``'s content (files only)."""
-        if item.is_folder or item.version_id is None:
-            raise IsAFolder(f"{item.name!r} is a folder")
-        return self.blobs.path(self.version(item.version_id).blob)
+        return self.content_paths([item])[0]
 
     def content_paths(self, items: Sequence[Item]) -> list[Path]:
         """The blob files of these files, in order: one query for a ZIP's run of small files,
-        where a query per file cost the portal a tenth of its work.  (Over ``_IDS_PER_QUERY``
-        files, one query per so many, outside any transaction: a version's blob never changes.)"""
+        where a query per file cost the portal a tenth of its work.  (Past ``database.IDS_PER_QUERY`` files,
+        a query per so many, outside any transaction: a version's blob never changes.)"""
         version_ids = []
         for item in items:
             if item.is_folder or item.version_id is None:
                 raise IsAFolder(f"{item.name!r} is a folder")
             version_ids.append(item.version_id)
         blobs: dict[int, str] = {}
-        for first in range(0, len(version_ids), _IDS_PER_QUERY):
-            chunk = version_ids[first:first + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(version_ids):
             rows = self.db.execute(f"SELECT id, blob FROM versions WHERE id IN ({marks})", chunk)
             blobs.update((row[0], row[1]) for row in rows)
         try:
@@ -296,9 +290,7 @@ class Tree(Accounts):
             return item.size
         ids = self._subtree_ids(item.id)
         total = 0
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(ids):
             row = self.db.execute(
                 f"SELECT COALESCE(SUM(size), 0) AS s FROM items WHERE is_folder=0 AND id IN ({marks})", chunk
             ).fetchone()
