@@ -88,6 +88,8 @@ class EarlyUpload:
         #: bytes handed to the body so far
         self.sent = 0
         self._more = trio.Event()
+        #: the file's end at which a write wakes the stream (0: any write does)
+        self._wake_at = 0
         #: the snapshot the queue is uploading, once it asked the stream to finish
         self._final: StagedFile | None = None
         self._scope = trio.CancelScope()
@@ -95,10 +97,13 @@ class EarlyUpload:
         self._entry: RemoteEntry | None = None
         self._error: BaseException | None = None
 
-    def more(self) -> None:
-        """New bytes were written."""
+    def more(self, end: int) -> None:
+        """The file was written up to ``end``.  Wakes the stream only when that gives it what it
+        waits for (its first new byte, or the rest of a batch) or breaks what it sent: a FUSE write
+        brings 128 KiB–1 MiB, and a wake-up per write would mostly find too little to send."""
         self.writing = True
-        self._more.set()
+        if end >= self._wake_at or self._watch.broken:
+            self._more.set()
 
     def closed(self) -> None:
         """The last writer closed the file: the stream sends what it held back for a batch, then
@@ -173,6 +178,7 @@ class EarlyUpload:
                     raise EarlyUploadFailed(f"{self.sent} bytes sent of a file of {final.size}")
                 return
             self._more = trio.Event()
+            self._wake_at = self.sent + (SEND_BATCH if unsent > 0 else 1)
             wait = IDLE_LIMIT if self.writing else math.inf
             if unsent > 0:  # a part of a batch: sent once BATCH_WAIT has passed, if no more comes
                 wait = min(wait, max(0.0, last_sent + BATCH_WAIT - trio.current_time()))
@@ -213,7 +219,7 @@ class EarlyUploads:
         """``record`` was written up to ``end``: feed its stream, or start one if it qualifies."""
         running = self._running.get(record.id)
         if running is not None:
-            running.more()
+            running.more(end)
             return
         if (self._backend is None or self._nursery is None or len(self._running) >= MAX_STREAMS
                 or record.id in self._given_up or end != record.size or record.size < self._minimum

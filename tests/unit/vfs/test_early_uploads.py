@@ -47,6 +47,12 @@ def streamed(drive: Mounted) -> int:
     return int(early[0]["sent"]) if early else 0
 
 
+def puts_and_uploads(drive: Mounted) -> tuple[int, int]:
+    """Streamed PUTs and ordinary uploads the mount has sent."""
+    statistics = drive.backend.statistics()
+    return statistics.count("put"), statistics.count("upload")
+
+
 async def write_streaming(drive: Mounted, path: str, data: bytes, *, flags: int = CREATE) -> int:
     """Open ``path``, write ``data`` from its start and wait until more than half of it was
     streamed to the portal, the file still open; its handle."""
@@ -70,7 +76,7 @@ async def test_a_large_file_goes_up_while_it_is_written(drive: Mounted, view: Po
     await drive.close(handle)
     await drive.settled()
     await portal_holds(view, "big.bin", data)
-    assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 0)
+    assert puts_and_uploads(drive) == (1, 0)
     assert await in_thread(view.uploads_of, "big.bin") == 1
 
 
@@ -87,7 +93,7 @@ async def test_a_file_rewritten_below_what_was_sent_goes_up_the_ordinary_way(dri
     await drive.close(handle)
     await drive.settled()
     await portal_holds(view, "edited.bin", bytes(data))
-    assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 1)
+    assert puts_and_uploads(drive) == (1, 1)
     assert await in_thread(view.uploads_of, "edited.bin") == 1  # the cut-off stream left no version
     assert not drive.uploads.early._given_up  # forgotten once the file went up
 
@@ -170,7 +176,7 @@ async def test_a_closed_file_waits_for_its_quiet_period_without_an_idle_limit(
         assert drive.uploads.early.streaming() == 1
         await drive.settled()
         await portal_holds(view, "waits.bin", data)
-        assert (drive.backend.statistics().count("put"), drive.backend.statistics().count("upload")) == (1, 0)
+        assert puts_and_uploads(drive) == (1, 0)
 
 
 async def test_a_stream_reads_what_is_written_back_in_batches_not_per_write(
