@@ -128,7 +128,7 @@ async def test_a_body_read_up_to_a_far_larger_limit_takes_memory_for_the_body_on
 
 
 async def test_a_chunked_body_of_unknown_length_is_read_whole() -> None:
-    body = bytes(range(256)) * (12 << 10)  # 3 MiB: the first buffer doubles twice
+    body = bytes(range(256)) * (12 << 10)  # 3 MiB in 100 kB chunks
 
     def chunked(conn: socket.socket) -> None:
         conn.recv(65536)

@@ -84,8 +84,6 @@ log = logging.getLogger(__name__)
 IDLE_EXPIRY = KEEPALIVE_EXPIRY - 10.0
 #: Bytes discarded per step when skipping the start of a body.
 SKIP_CHUNK = 1 << 20
-#: The first buffer for a body of unknown length; doubled as it fills.
-FIRST_BUFFER = 1 << 20
 
 _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
                      ssl.SSLEOFError, ssl.SSLZeroReturnError)
@@ -326,7 +324,7 @@ class BulkResponse:
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
-    async def read_range(self, skip: int, wanted: int) -> tuple[bytearray, int]:
+    async def read_range(self, skip: int, wanted: int) -> tuple[bytes | bytearray, int]:
         """``(data, received)``: up to ``wanted`` body bytes after discarding ``skip``.
 
         Fewer than ``wanted`` only if the body ends first; ``received`` counts
@@ -357,7 +355,7 @@ class BulkResponse:
             exchange.close()
         await trio.lowlevel.checkpoint()
 
-    def _read(self, skip: int, wanted: int) -> tuple[bytearray, int]:
+    def _read(self, skip: int, wanted: int) -> tuple[bytes | bytearray, int]:
         response = self._response
         received = 0
         try:
@@ -368,22 +366,23 @@ class BulkResponse:
                     if not count:
                         break
                     received += count
-            # Sized by the body's declared length when there is one: ``wanted`` may
-            # be a mere limit (32 MiB for an XML reply), too much to allocate.
-            data = bytearray(min(wanted, response.length if response.length is not None else FIRST_BUFFER))
-            filled = 0
-            while filled < wanted:
-                if filled == len(data):
-                    if response.isclosed():  # the body ended exactly where the buffer does
+            data: bytes | bytearray
+            if response.length is None:
+                # Chunked, or until the connection closes: http.client reads up to ``wanted``
+                # or the end, and ``wanted`` may be a mere limit (32 MiB for an XML reply).
+                data = response.read(wanted)
+                filled = len(data)
+            else:
+                data = bytearray(min(wanted, response.length))
+                filled = 0
+                while filled < len(data):
+                    with memoryview(data) as view, view[filled:] as rest:
+                        count = response.readinto(rest)
+                    if not count:
                         break
-                    data.extend(bytes(min(max(len(data), FIRST_BUFFER), wanted - len(data))))  # doubled
-                with memoryview(data) as view, view[filled:] as rest:
-                    count = response.readinto(rest)
-                if not count:
-                    break
-                filled += count
+                    filled += count
+                del data[filled:]
             received += filled
-            del data[filled:]
         except (OSError, http.client.HTTPException) as exc:
             raise self._exchange.error(exc) from exc
         if filled < wanted and response.length:

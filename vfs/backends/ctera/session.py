@@ -297,7 +297,7 @@ class Session:
         """The whole body of a streamed response; more than ``limit`` bytes is a
         ProtocolError, or with ``truncate`` just the first ``limit`` bytes."""
         too_large = f"{what}: the reply is larger than {limit} bytes"
-        if isinstance(response, BulkResponse):  # one piece, returned as it is (a ZIP is not copied again)
+        if isinstance(response, BulkResponse):  # one piece, read on the worker thread (a ZIP: one copy)
             data = await response.read_some(limit + 1)
             self.counters.bytes_received += len(data)
             if len(data) > limit and not truncate:
