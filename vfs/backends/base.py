@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 Path = tuple[str, ...]
 
@@ -251,7 +251,6 @@ class WritableBackend(Backend, Protocol):
         ...
 
 
-@runtime_checkable
 class StreamingUploads(Protocol):
     """Optional: an upload that starts before the content's length is known.
 

@@ -164,7 +164,9 @@ def test_the_fuse_device_is_found_among_the_open_descriptors(pipe: tuple[int, in
 
 
 def test_the_wait_is_put_where_pyfuse3_looks_for_it_and_taken_back(fuse_device: int) -> None:
-    """pyfuse3's loop calls ``pyfuse3._wait_fuse_readable`` (a renamed hook would fail here, not silently)."""
+    """The wait replaces ``pyfuse3._wait_fuse_readable`` and is put back (a hook pyfuse3 renamed
+    would fail here; that its loop calls it is shown on a real mount, by ``requests_read_at_once``
+    in tests/integration/test_request_economy.py)."""
     own = pyfuse3._wait_fuse_readable
     waiting = install_request_wait()
     try:
