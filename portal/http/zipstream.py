@@ -29,6 +29,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
+from dataclasses import dataclass
 
 __all__ = ["ZipStream"]
 
@@ -59,13 +60,25 @@ def dos_time(mtime: float) -> tuple[int, int]:
     return (hour << 11) | (minute << 5) | (second // 2), ((year - 1980) << 9) | (month << 5) | day
 
 
+@dataclass
+class _Streamed:
+    """The file being streamed: what its central record needs, the CRC and size as they grow."""
+
+    encoded: bytes
+    flags: int
+    stamp: tuple[int, int]
+    offset: int
+    crc: int = 0
+    size: int = 0
+
+
 class ZipStream:
     """The bytes of one archive, entry by entry, then :meth:`finish`."""
 
     def __init__(self) -> None:
         self._offset = 0  # bytes produced so far
         self._central: list[bytes] = []
-        self._streaming: tuple[bytes, int, tuple[int, int], int, int, int] | None = None
+        self._streaming: _Streamed | None = None
 
     def folder(self, name: str, mtime: float) -> bytes:
         """A folder entry (``name`` without its trailing slash)."""
@@ -83,22 +96,23 @@ class ZipStream:
         extra = struct.pack("<HHQQ", 1, 16, 0, 0)  # ZIP64: sizes in the descriptor
         header = _LOCAL.pack(0x04034B50, _ZIP64, flags | _DESCRIPTOR_FOLLOWS, 0, *stamp,
                              0, _LIMIT32, _LIMIT32, len(encoded), len(extra)) + encoded + extra
-        self._streaming = (encoded, flags | _DESCRIPTOR_FOLLOWS, stamp, self._offset, 0, 0)
+        self._streaming = _Streamed(encoded, flags | _DESCRIPTOR_FOLLOWS, stamp, self._offset)
         return self._produced(header)
 
     def file_data(self, chunk: bytes | bytearray) -> bytes | bytearray:
-        assert self._streaming is not None
-        encoded, flags, stamp, offset, crc, size = self._streaming
-        self._streaming = (encoded, flags, stamp, offset, zlib.crc32(chunk, crc), size + len(chunk))
+        streamed = self._streaming
+        assert streamed is not None
+        streamed.crc = zlib.crc32(chunk, streamed.crc)
+        streamed.size += len(chunk)
         self._offset += len(chunk)
         return chunk
 
     def end_file(self) -> bytes:
-        assert self._streaming is not None
-        encoded, flags, stamp, offset, crc, size = self._streaming
-        self._streaming = None
-        self._remember(encoded, flags, stamp, crc, size, offset, _FILE_MODE, zip64=True)
-        return self._produced(_DESCRIPTOR64.pack(0x08074B50, crc, size, size))
+        streamed, self._streaming = self._streaming, None
+        assert streamed is not None
+        self._remember(streamed.encoded, streamed.flags, streamed.stamp, streamed.crc, streamed.size,
+                       streamed.offset, _FILE_MODE, zip64=True)
+        return self._produced(_DESCRIPTOR64.pack(0x08074B50, streamed.crc, streamed.size, streamed.size))
 
     def finish(self) -> bytes:
         """The central directory and the end records: the archive's last bytes."""

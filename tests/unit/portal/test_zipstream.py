@@ -68,9 +68,19 @@ def test_times_outside_1980_to_2107_are_clamped_to_the_formats_range() -> None:
 
 
 def test_more_entries_than_the_classic_count_holds_use_zip64_end_records() -> None:
+    """Python's zipfile reads the directory by its size and would list every entry without the
+    ZIP64 records, so the records themselves are checked: the classic count saturates at 0xFFFF,
+    the ZIP64 end record holds the real one, and its locator points at it."""
     stream = ZipStream()
     parts = [stream.file(f"f{index}", WHEN, b"") for index in range(70_000)]
-    with archive_of(*parts, stream.finish()) as archive:
+    whole = b"".join([*parts, stream.finish()])
+    classic = struct.unpack("<IHHHHIIH", whole[-22:])
+    assert (classic[0], classic[3], classic[4]) == (0x06054B50, 0xFFFF, 0xFFFF)
+    signature, _, record_at, _ = struct.unpack("<IIQI", whole[-42:-22])
+    assert signature == 0x07064B50 and record_at == len(whole) - 42 - 56
+    record = struct.unpack("<IQHHIIQQQQ", whole[record_at:record_at + 56])
+    assert (record[0], record[6], record[7]) == (0x06064B50, 70_000, 70_000)
+    with archive_of(whole) as archive:
         assert len(archive.infolist()) == 70_000
         assert archive.infolist()[-1].filename == "f69999"
 
