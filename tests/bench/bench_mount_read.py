@@ -94,8 +94,9 @@ from tests.bench.harness.session import (
     work_directory,
     write_random_file,
 )
-from tests.support.portal_process import USERS, running_portal
+from tests.support.portal_process import running_portal
 from tests.support.request_log import RequestLog
+from tests.support.store_fill import my_files, put
 
 BIG_NAME = "big.bin"
 BIG_WEBDAV_PATH = f"/ServicesPortal/webdav/My%20Files/{BIG_NAME}"
@@ -130,8 +131,7 @@ def build_store(data: Path, size: int, folders: int, files: int, file_size: int)
     """alice's ``My Files`` with ``big.bin`` (random) and the tree; returns the big file's blob path."""
     store = Store(data)
     try:
-        alice = store.set_user(USER, USERS[USER])
-        root = store.item(store.cloud_folders(alice.id)[0].root_item_id)
+        root = my_files(store, USER)
         blob_path = write_random_blob(store, size)
         store.put_file(root, BIG_NAME, blob_path.name, size)
         store.db.execute("BEGIN IMMEDIATE")  # one transaction for the whole tree: seconds, not minutes
@@ -139,8 +139,7 @@ def build_store(data: Path, size: int, folders: int, files: int, file_size: int)
         for folder in range(folders):
             parent = store.make_folder(tree, f"d{folder:03d}")
             for index in range(files):
-                blob = store.blobs.write_small(tree_content(folder, index, file_size), durable=False)
-                store.put_file(parent, f"f{index:04d}.txt", blob, file_size)
+                put(store, parent, f"f{index:04d}.txt", tree_content(folder, index, file_size), durable=False)
         store.db.execute("COMMIT")
     finally:
         store.close()

@@ -17,9 +17,10 @@ import pytest
 
 from portal.store import Store
 from tests.support.mount_process import mounted
-from tests.support.portal_process import USERS, PortalProcess, running_portal
+from tests.support.portal_process import PortalProcess, running_portal
 from tests.support.portalfs_cli import status_json
 from tests.support.request_log import RequestLog
+from tests.support.store_fill import my_files, put
 
 pytestmark = pytest.mark.fuse
 
@@ -34,17 +35,13 @@ def big_folder_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Port
     data = tmp_path_factory.mktemp("big") / "data"
     store = Store(data)
     try:
-        alice = store.set_user("alice", USERS["alice"])
-        root = store.item(store.cloud_folders(alice.id)[0].root_item_id)
-        with_transaction = store.db
-        with_transaction.execute("BEGIN IMMEDIATE")
+        root = my_files(store, "alice")
+        store.db.execute("BEGIN IMMEDIATE")  # one transaction for the folder: a second, not minutes
         folder = store.make_folder(root, "Big")
         for index in range(BIG_FOLDER):
-            blob = store.blobs.write_small(f"file {index}\n".encode(), durable=False)
-            store.put_file(folder, f"f{index:05d}.txt", blob, len(f"file {index}\n"))
-        with_transaction.execute("COMMIT")
-        blob = store.blobs.write_small(os.urandom(16 << 20), durable=False)
-        store.put_file(root, "cold.bin", blob, 16 << 20)
+            put(store, folder, f"f{index:05d}.txt", f"file {index}\n".encode(), durable=False)
+        store.db.execute("COMMIT")
+        put(store, root, "cold.bin", os.urandom(16 << 20), durable=False)
     finally:
         store.close()
     os.sync()

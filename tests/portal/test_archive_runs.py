@@ -18,8 +18,9 @@ from cterasdk import ServicesPortal
 
 from portal.http.archive import SMALL_FILE, SMALL_RUN
 from portal.store import Store
-from tests.support.portal_process import USERS, running_portal
+from tests.support.portal_process import running_portal
 from tests.support.sdk import user_session
+from tests.support.store_fill import my_files, put
 
 FOLDER = "Mixed"
 
@@ -35,9 +36,7 @@ def build(data_dir: Path) -> list[tuple[str, bytes | None]]:
     large = bytes(range(256)) * (SMALL_FILE // 256 + 3)
     store = Store(data_dir)
     try:
-        alice = store.set_user("alice", USERS["alice"])
-        root = store.item(store.cloud_folders(alice.id)[0].root_item_id)
-        folder = store.make_folder(root, FOLDER)
+        folder = store.make_folder(my_files(store, "alice"), FOLDER)
         expected: list[tuple[str, bytes | None]] = []
         for index in range(2 * SMALL_RUN + 40):
             name = f"n{index:04d}"
@@ -48,14 +47,14 @@ def build(data_dir: Path) -> list[tuple[str, bytes | None]]:
                 expected.append((f"{name}/", None))
                 for inner in range(3):
                     data = small(1000 + inner)
-                    store.put_file(sub, f"inner{inner}", store.blobs.write_small(data, durable=False), len(data))
+                    put(store, sub, f"inner{inner}", data, durable=False)
                     expected.append((f"{name}/inner{inner}", data))
                 continue
             elif index == SMALL_RUN + 61:
                 content = b""
             else:
                 content = small(index)
-            store.put_file(folder, name, store.blobs.write_small(content, durable=False), len(content))
+            put(store, folder, name, content, durable=False)
             expected.append((name, content))
         return expected
     finally:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from portal.store import Item, Store
+from tests.support.store_fill import my_files
+from tests.support.store_fill import put as put  # the store tests' own, kept importable from here
 
 
 @dataclass
@@ -22,14 +24,7 @@ class People:
 
     def root(self, user: str) -> Item:
         """The top folder of ``user``'s ``My Files``."""
-        owner = self.store.user(user)
-        assert owner is not None
-        return self.store.item(self.store.cloud_folders(owner.id)[0].root_item_id)
-
-
-def put(store: Store, parent: Item, name: str, data: bytes) -> Item:
-    """A new file or a new version, with ``data`` as its content."""
-    return store.put_file(parent, name, store.blobs.write_small(data), len(data))
+        return my_files(self.store, user)
 
 
 def read(store: Store, item: Item) -> bytes:

@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 
 from portal.store import IsAFolder, Store
+from tests.support.portal_process import blob_names
 from tests.unit.portal.conftest import People, open_store, put, read
-
-
-def _blob_names(store: Store) -> set[str]:
-    return {p.name for p in store.blobs.blob_dir.glob("*/*")}
 
 
 async def test_staged_blob_commits_its_bytes_and_leaves_no_tmp(store: Store, people: People) -> None:
@@ -38,14 +35,14 @@ async def test_a_blob_its_reference_refuses_is_removed_at_once(store: Store, peo
     bytes arrived): the blob goes at once, not at the next start, and the error is the caller's."""
     root = people.root("alice")
     put(store, root, "kept.txt", b"already here")
-    kept = _blob_names(store)
+    kept = blob_names(store.data_dir)
     staged = store.stage()
     await staged.write(b"y" * (2 << 20))
     store.make_folder(root, "report")
     with pytest.raises(IsAFolder):
         await staged.commit(lambda name: store.put_file(root, "report", name, staged.size))
     staged.abort()
-    assert _blob_names(store) == kept
+    assert blob_names(store.data_dir) == kept
     assert list(store.blobs.tmp_dir.iterdir()) == []
 
 
@@ -56,7 +53,7 @@ async def test_aborted_staging_leaves_nothing(store: Store) -> None:
     staged.abort()
     staged.abort()
     assert list(store.blobs.tmp_dir.iterdir()) == []
-    assert _blob_names(store) == set()
+    assert blob_names(store.data_dir) == set()
 
 
 async def test_reopening_removes_tmp_files_and_unreferenced_blobs(tmp_path: Path) -> None:
@@ -79,7 +76,7 @@ async def test_reopening_removes_tmp_files_and_unreferenced_blobs(tmp_path: Path
         await orphan_stage.write(b"finished, never referenced")
         orphan = await orphan_stage.commit(lambda name: name)  # in place, and the process dies
         (store.blobs.tmp_dir / f"{uuid.uuid4().hex}.part").write_bytes(b"left by a killed writer")
-        referenced = _blob_names(store) - {orphan}
+        referenced = blob_names(store.data_dir) - {orphan}
         assert old_version_blob in referenced
     finally:
         store.close()
@@ -87,7 +84,7 @@ async def test_reopening_removes_tmp_files_and_unreferenced_blobs(tmp_path: Path
     reopened = Store(data_dir)
     try:
         assert list(reopened.blobs.tmp_dir.iterdir()) == []
-        assert _blob_names(reopened) == referenced
+        assert blob_names(reopened.data_dir) == referenced
         root = People(reopened).root("alice")
         assert read(reopened, reopened.child(root, "kept.txt")) == b"newer"  # type: ignore[arg-type]
         assert read(reopened, reopened.item(copied.id)) == b"kept"
